@@ -1,0 +1,1 @@
+//! Configuration (owned by the config work).

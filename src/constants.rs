@@ -1,0 +1,35 @@
+//! Named values that more than one module relies on: the terminal's fixed TLS name,
+//! default ports and ids, and the timing policies of every network step.
+
+use std::time::Duration;
+
+/// The DNS name every terminal certificate carries, whatever IP the terminal has.
+/// The vendor's payment app presents this name; ecrlink verifies it against the private CA.
+pub const TERMINAL_SERVER_NAME: &str = "instorepaymentapi.globalpayments.es";
+
+/// The port of the terminal's REST server and of the vendor connector's API.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// The device id the simulator uses unless told otherwise; also the gateway's default `deviceId`.
+pub const DEFAULT_DEVICE_ID: &str = "ECRLINK-SIM-0001";
+
+/// Largest request body the API and the simulator read (64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Deadline for a client's TLS handshake on our servers.
+pub const SERVER_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deadline for a client to send its request head once connected.
+pub const SERVER_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Deadline for a client to send its request body.
+pub const SERVER_BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Most connections a server handles at once; further ones wait in the accept queue.
+pub const SERVER_MAX_CONNECTIONS: usize = 512;
+
+/// How long shutdown waits for in-flight requests before it drops them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Deadline for a short terminal call (status poll, lookup, cancel, version) once connected.
+pub const TERMINAL_SHORT_CALL_TIMEOUT: Duration = Duration::from_secs(5);

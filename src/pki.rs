@@ -1,0 +1,1 @@
+//! Private CA and certificates (owned by the pki work).
