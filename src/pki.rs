@@ -1,1 +1,0 @@
-//! Private CA and certificates (owned by the pki work).
