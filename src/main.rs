@@ -1,1 +1,376 @@
-fn main() {}
+//! The `ecrlink` command: parse the command line, set up logging, load the
+//! configuration and hand over to the library. A fatal error is one clear line on
+//! stderr and a non-zero exit.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use ecrlink::config::{self, Overrides};
+use ecrlink::constants::DEFAULT_DEVICE_ID;
+use ecrlink::pki::{self, InitOptions};
+use ecrlink::serve::Gateway;
+use ecrlink::sim::{Faults, SimOptions, Simulator};
+
+const DEFAULT_CONFIG: &str = "config/config.json";
+
+#[derive(Parser)]
+#[command(
+    name = "ecrlink",
+    version,
+    about = "Cloud-free gateway between a cash register and a payment terminal"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and inspect the private PKI (CA, terminal, gateway and client certificates).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Run the terminal simulator ("dummy mode") over HTTPS.
+    Sim(SimArgs),
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Simulated terminal + gateway on loopback with a throwaway PKI, and a real sale.
+    Demo {
+        /// Run one sale, print it, and exit 0 only if it was approved end to end.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// Check a configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write ca.pem, ca.key, caroot.cer, terminal.*, gateway.* and client.* into DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// An IP address the terminal certificate also names (repeatable).
+        #[arg(long = "terminal-ip")]
+        terminal_ips: Vec<IpAddr>,
+        /// An extra DNS name or IP for the gateway's API certificate (repeatable).
+        #[arg(long = "gateway-name")]
+        gateway_names: Vec<String>,
+        /// Overwrite existing files (this replaces the CA: re-issue every certificate).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print subject, SANs, expiry and SHA-256 fingerprint of every certificate in DIR.
+    Show {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue broker.pem/broker.key for an MQTT broker, signed by DIR's CA.
+    Broker {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        #[arg(long = "name")]
+        names: Vec<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue device-ID.pem/device-ID.key (a terminal's MQTT client certificate).
+    Device {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long = "device-id")]
+        device_id: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) or every problem found.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Folder with terminal.pem and terminal.key.
+    #[arg(long)]
+    certs: PathBuf,
+    #[arg(long = "device-id", default_value = DEFAULT_DEVICE_ID)]
+    device_id: String,
+    /// Seconds the cardholder takes (fractions allowed; 0 answers at once).
+    #[arg(long = "card-time", default_value_t = 2.0)]
+    card_time: f64,
+    /// JSON file that keeps every transaction across restarts.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Fault: complete the next N payments but drop their answers.
+    #[arg(long = "drop-responses", default_value_t = 0)]
+    drop_responses: u32,
+    /// Fault: answer nothing at all (a frozen payment app).
+    #[arg(long)]
+    hang: bool,
+    /// Fault: leave the next N status calls unanswered.
+    #[arg(long = "ignore-polls", default_value_t = 0)]
+    ignore_polls: u32,
+    /// Fault: exit right after recording the next outcome, before answering.
+    #[arg(long = "crash-after-outcome")]
+    crash_after_outcome: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (default config/config.json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override `port` (0 picks a free port; the bound address is printed).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Override `terminalIp`.
+    #[arg(long = "terminal-ip")]
+    terminal_ip: Option<String>,
+    /// Override `journal`.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Override `certsDir`.
+    #[arg(long = "certs-dir")]
+    certs_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecrlink: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ecrlink: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Certs(cmd) => certs(cmd),
+        Command::Config(ConfigCommand::Check { config }) => config_check(config),
+        Command::Sim(args) => sim(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Demo { smoke } => {
+            let shutdown = shutdown_on_signal();
+            match ecrlink::demo::run(smoke, shutdown).await {
+                Ok(_) if smoke => {
+                    println!(
+                        "smoke test passed: the sale was approved end to end over verified TLS"
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => bail!(e),
+            }
+        }
+    }
+}
+
+fn certs(cmd: CertsCommand) -> Result<ExitCode> {
+    let written = match cmd {
+        CertsCommand::Init {
+            dir,
+            terminal_ips,
+            gateway_names,
+            force,
+        } => pki::init(&InitOptions {
+            dir,
+            terminal_ips,
+            gateway_names,
+            force,
+        })?,
+        CertsCommand::Show { dir } => {
+            for summary in pki::show(&dir)? {
+                println!("{summary}\n");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        CertsCommand::Broker {
+            dir,
+            ips,
+            names,
+            force,
+        } => pki::issue_broker(&dir, &ips, &names, force)?,
+        CertsCommand::Device {
+            dir,
+            device_id,
+            force,
+        } => pki::issue_device(&dir, &device_id, force)?,
+    };
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_config(
+    path: Option<PathBuf>,
+    overrides: &Overrides,
+) -> Result<config::Config, config::ConfigError> {
+    let explicit = path.is_some();
+    let path = path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    if !explicit && !path.exists() {
+        tracing::info!(path = %path.display(), "no configuration file; using defaults and ECRLINK_* variables");
+    }
+    config::load(&path, explicit, overrides)
+}
+
+fn config_check(path: Option<PathBuf>) -> Result<ExitCode> {
+    match load_config(path, &Overrides::default()) {
+        Ok(config) => {
+            println!("{}", serde_json::to_string_pretty(&config.effective())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("ecrlink: the configuration is not valid:\n{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn sim(args: SimArgs) -> Result<ExitCode> {
+    if !args.card_time.is_finite() || args.card_time < 0.0 {
+        bail!(
+            "--card-time must be a number of seconds ≥ 0, got {}",
+            args.card_time
+        );
+    }
+    let tls = ecrlink::tls::server_config(
+        &args.certs.join(pki::TERMINAL_CERT),
+        &args.certs.join(pki::TERMINAL_KEY),
+    )
+    .with_context(|| format!("terminal certificate in {}", args.certs.display()))?;
+    let simulator = Simulator::new(SimOptions {
+        device_id: args.device_id.clone(),
+        card_time: Duration::from_secs_f64(args.card_time),
+        state_file: args.state.clone(),
+        faults: Faults {
+            drop_responses: args.drop_responses,
+            hang: args.hang,
+            ignore_polls: args.ignore_polls,
+            crash_after_outcome: args.crash_after_outcome,
+        },
+        ..SimOptions::default()
+    })?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    announce(&format!("listening on {}", listener.local_addr()?));
+    tracing::info!(device_id = %args.device_id, state = ?args.state, "terminal simulator ready");
+    simulator.run(listener, tls, shutdown_on_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let mut overrides = Overrides::default();
+    if let Some(port) = args.port {
+        overrides.values.push(("port".into(), port.into()));
+    }
+    if let Some(ip) = args.terminal_ip {
+        overrides.values.push(("terminalIp".into(), ip.into()));
+    }
+    if let Some(journal) = args.journal {
+        overrides
+            .values
+            .push(("journal".into(), journal.display().to_string().into()));
+    }
+    if let Some(dir) = args.certs_dir {
+        overrides
+            .values
+            .push(("certsDir".into(), dir.display().to_string().into()));
+    }
+    let config = match load_config(args.config, &overrides) {
+        Ok(c) => c,
+        Err(e) => bail!("the configuration is not valid:\n{e}"),
+    };
+    let shutdown = shutdown_on_signal();
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let gateway = Gateway::prepare(&config, shutdown.clone()).await?;
+    let scheme = if gateway.is_https() { "https" } else { "http" };
+    announce(&format!(
+        "listening on {scheme}://{}",
+        listener.local_addr()?
+    ));
+    tracing::info!(terminal = %config.terminal_addr, device_id = %config.device_id, "gateway ready");
+    gateway.run(listener, shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first line on stdout: scripts and tests read the bound address from it.
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,65 @@
+//! The one error type of the integrator API: every failure maps to a status and a
+//! `{ "error": { code, message } }` body. Internals never leak.
+
+use hyper::{Response, StatusCode};
+
+use crate::http::{Body, error, error_with};
+use crate::terminal::wire::TxnResult;
+
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidRequest(String),
+    PayloadTooLarge(String),
+    RequestTimeout(String),
+    Unauthorized,
+    NotFound(String),
+    UnknownDevice(String),
+    MethodNotAllowed(&'static str),
+    TransactionConflict(String),
+    TerminalBusy(String),
+    /// The journal could not be written: nothing was sent to the terminal.
+    Unavailable(String),
+    /// The terminal refused a call that is not a payment (cancel).
+    Terminal(String),
+    /// A failure tied to a recorded transaction.
+    Transaction {
+        status: StatusCode,
+        code: String,
+        message: String,
+        transaction: Box<TxnResult>,
+    },
+}
+
+impl ApiError {
+    pub fn into_response(self) -> Response<Body> {
+        use ApiError as E;
+        let (status, code, message) = match self {
+            E::InvalidRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m),
+            E::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            E::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", m),
+            E::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong API key (send it as 'Authorization: Bearer KEY')".into(),
+            ),
+            E::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            E::UnknownDevice(m) => (StatusCode::NOT_FOUND, "unknown_device", m),
+            E::MethodNotAllowed(allowed) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this path accepts {allowed}"),
+            ),
+            E::TransactionConflict(m) => (StatusCode::CONFLICT, "transaction_conflict", m),
+            E::TerminalBusy(m) => (StatusCode::CONFLICT, "terminal_busy", m),
+            E::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", m),
+            E::Terminal(m) => (StatusCode::BAD_GATEWAY, "terminal_error", m),
+            E::Transaction {
+                status,
+                code,
+                message,
+                transaction,
+            } => return error_with(status, &code, message, Some(*transaction)),
+        };
+        error(status, code, message)
+    }
+}

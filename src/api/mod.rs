@@ -1,0 +1,82 @@
+//! The integrator REST API that `serve` offers the POS: the terminal's calls plus
+//! what only a gateway knows (journal, terminal health, metrics, OpenAPI).
+
+mod error;
+mod routes;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::txn::Payments;
+pub use error::ApiError;
+
+/// What the API shows about a configured terminal.
+#[derive(Clone, Debug)]
+pub struct TerminalInfo {
+    pub device_id: String,
+    pub address: SocketAddr,
+    /// Where the address came from (`config`; later `mdns`).
+    pub address_source: &'static str,
+    /// When the terminal's certificate expires, if the gateway has seen it.
+    pub certificate_expiry: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub http_requests: AtomicU64,
+    pub http_errors: AtomicU64,
+    pub payments_started: AtomicU64,
+    pub payments_replayed: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Api {
+    pub payments: Arc<Payments>,
+    pub terminals: Vec<TerminalInfo>,
+    /// When set, `/v1/*` calls (but `getVersion`) need `Authorization: Bearer KEY`.
+    pub api_key: Option<String>,
+    pub metrics: Metrics,
+    pub started: Instant,
+}
+
+impl Api {
+    pub fn new(
+        payments: Arc<Payments>,
+        terminals: Vec<TerminalInfo>,
+        api_key: Option<String>,
+    ) -> Api {
+        Api {
+            payments,
+            terminals,
+            api_key,
+            metrics: Metrics::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Serves the API on `listener` (HTTPS when `tls` is given) until `shutdown` fires.
+pub async fn run(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+) {
+    let handler = move |req, _peer: SocketAddr| {
+        let api = api.clone();
+        async move { Ok(routes::handle(api, req).await) }
+    };
+    crate::http::server::serve(listener, tls, handler, shutdown).await;
+}

@@ -1,0 +1,163 @@
+//! `ecrlink demo`: a simulated terminal and a gateway on loopback with a throwaway
+//! PKI, one real sale through them over verified TLS, then the curl lines to try.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Overrides};
+use crate::constants::DEFAULT_DEVICE_ID;
+use crate::http::client::HttpClient;
+use crate::pki::{self, InitOptions};
+use crate::serve::Gateway;
+use crate::sim::{SimOptions, Simulator};
+use crate::terminal::wire::{TxnResult, TxnStatus};
+use crate::tls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("the demo sale did not succeed: {0}")]
+    Sale(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// Runs the demo. With `smoke`, one sale and exit; otherwise serve until `shutdown`.
+pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<TxnResult, DemoError> {
+    let dir = tempfile::Builder::new()
+        .prefix("ecrlink-demo-")
+        .tempdir()
+        .map_err(setup("temporary folder"))?;
+    let certs = dir.path().join("certs");
+    pki::init(&InitOptions {
+        dir: certs.clone(),
+        terminal_ips: vec!["127.0.0.1".parse().expect("literal IP")],
+        gateway_names: Vec::new(),
+        force: false,
+    })
+    .map_err(setup("certificates"))?;
+
+    let tasks = TaskTracker::new();
+    let sim_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(setup("simulator port"))?;
+    let sim_addr = sim_listener.local_addr().map_err(setup("simulator port"))?;
+    let sim_tls = tls::server_config(
+        &certs.join(pki::TERMINAL_CERT),
+        &certs.join(pki::TERMINAL_KEY),
+    )
+    .map_err(setup("simulator TLS"))?;
+    let simulator = Simulator::new(SimOptions {
+        card_time: if smoke {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(2)
+        },
+        ..SimOptions::default()
+    })
+    .map_err(setup("simulator"))?;
+    tasks.spawn(simulator.run(sim_listener, sim_tls, shutdown.clone()));
+
+    let config_json = serde_json::json!({
+        "port": "0", "url": "localhost", "SSL": "True", "mode": "F",
+        "terminalIp": sim_addr.to_string(), "deviceId": DEFAULT_DEVICE_ID,
+        "staticIptimeOut": 5, "timeStop": 60, "pollSeconds": 2, "loopsBefore": 3,
+        "certsDir": certs, "journal": dir.path().join("journal.db"),
+    });
+    let config = config::load_from(Some(&config_json.to_string()), &[], &Overrides::default())
+        .map_err(setup("demo configuration"))?;
+    let gateway = Gateway::prepare(&config, shutdown.clone())
+        .await
+        .map_err(setup("gateway"))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(setup("gateway port"))?;
+    let api_addr = listener.local_addr().map_err(setup("gateway port"))?;
+    tasks.spawn(gateway.run(listener, shutdown.clone()));
+    println!(
+        "simulated terminal {DEFAULT_DEVICE_ID} at https://{sim_addr} (verified as instorepaymentapi.globalpayments.es)"
+    );
+    println!("gateway API at https://localhost:{}", api_addr.port());
+
+    let result = demo_sale(&certs, api_addr).await;
+    if let Ok(r) = &result {
+        println!(
+            "demo sale {}: {} {} {:.2} {} (authorization {})",
+            r.transaction_id,
+            r.status.as_str(),
+            r.kind.as_str(),
+            r.amount as f64 / 100.0,
+            r.currency_code,
+            r.authorization_code.as_deref().unwrap_or("-")
+        );
+    }
+    if !smoke {
+        print_curl_lines(&certs, api_addr.port());
+        shutdown.cancelled().await;
+    }
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result
+}
+
+async fn demo_sale(certs: &Path, api: std::net::SocketAddr) -> Result<TxnResult, DemoError> {
+    let tls = tls::client_config(&certs.join(pki::CA_CERT), None).map_err(setup("client TLS"))?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")
+        .map_err(setup("server name"))?
+        .to_owned();
+    let client = HttpClient::https(api, tls, name, Duration::from_secs(5));
+    let id = format!(
+        "demo-{}",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    let body = serde_json::json!({
+        "deviceId": DEFAULT_DEVICE_ID, "transactionId": id, "paymentApp": "comercia",
+        "amount": 1000, "currencyCode": "EUR", "otherData": {"printReceipt": 0}
+    });
+    let (status, bytes) = client
+        .request(
+            Method::POST,
+            "/v1/sale",
+            Some(body.to_string().into_bytes()),
+            Duration::from_secs(90),
+        )
+        .await
+        .map_err(|e| DemoError::Sale(e.to_string()))?;
+    let result: TxnResult = serde_json::from_slice(&bytes).map_err(|e| {
+        DemoError::Sale(format!(
+            "status {status}: {e}: {}",
+            String::from_utf8_lossy(&bytes)
+        ))
+    })?;
+    if status != StatusCode::OK || result.status != TxnStatus::Approved {
+        return Err(DemoError::Sale(format!(
+            "status {status}, outcome {}",
+            result.status.as_str()
+        )));
+    }
+    Ok(result)
+}
+
+fn print_curl_lines(certs: &Path, port: u16) {
+    let ca = certs.join(pki::CA_CERT);
+    let ca = ca.display();
+    println!(
+        "\nTry it (Ctrl-C stops the demo and deletes its certificates and journal):\n\
+         curl --cacert {ca} https://localhost:{port}/v1/getVersion\n\
+         curl --cacert {ca} -H 'Content-Type: application/json' https://localhost:{port}/v1/sale \\\n  \
+         -d '{{\"deviceId\":\"{DEFAULT_DEVICE_ID}\",\"transactionId\":\"T-1001\",\"paymentApp\":\"comercia\",\"amount\":1250,\"currencyCode\":\"EUR\",\"otherData\":{{\"printReceipt\":0}}}}'\n\
+         curl --cacert {ca} https://localhost:{port}/v1/transactions/T-1001\n\
+         curl --cacert {ca} https://localhost:{port}/v1/transactions\n\
+         curl --cacert {ca} https://localhost:{port}/v1/terminals\n\
+         (amounts ending in 01 are declined, 02 cancelled by the cardholder, 03 a card read error)"
+    );
+}

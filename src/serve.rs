@@ -1,0 +1,152 @@
+//! `ecrlink serve`: wires the configuration into a running gateway: TLS material,
+//! journal (with recovery and retention), transports, and the API server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, Api, TerminalInfo};
+use crate::config::Config;
+use crate::journal::{Journal, JournalError};
+use crate::pki;
+use crate::terminal::TerminalClient;
+use crate::tls::{self, TlsError};
+use crate::transport::Transport;
+use crate::transport::direct::Direct;
+use crate::txn::{Payments, TerminalLink, Timing};
+
+/// How often old journal entries are pruned while running.
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("TLS material in {dir}: {source} (create it with `ecrlink certs init --dir {dir}`)")]
+    Tls { dir: String, source: TlsError },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// A gateway ready to serve: journal open, unfinished transactions resumed.
+pub struct Gateway {
+    api: Arc<Api>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    retention_days: u32,
+}
+
+impl Gateway {
+    /// Loads TLS material, opens the journal and resumes every unfinished
+    /// transaction (each holds its terminal until reconciled).
+    pub async fn prepare(
+        config: &Config,
+        shutdown: CancellationToken,
+    ) -> Result<Gateway, ServeError> {
+        let dir = &config.certs_dir;
+        let tls_err = |source| ServeError::Tls {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let terminal_tls = tls::client_config(&dir.join(pki::CA_CERT), None).map_err(tls_err)?;
+        let api_tls = if config.ssl {
+            Some(
+                tls::server_config(&dir.join(pki::GATEWAY_CERT), &dir.join(pki::GATEWAY_KEY))
+                    .map_err(tls_err)?,
+            )
+        } else {
+            tracing::warn!(
+                "\"SSL\": \"False\": the API is plain HTTP; use it only on a trusted host"
+            );
+            None
+        };
+        let journal_path = config.journal.clone();
+        let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path))
+            .await
+            .map_err(|e| JournalError::Task(e.to_string()))??;
+        let client =
+            TerminalClient::new(config.terminal_addr, terminal_tls, config.static_ip_timeout)
+                .with_call_timeout(status_call_timeout(config.poll_interval));
+        let transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client))];
+        let timing = Timing {
+            poll: config.poll_interval,
+            time_stop: config.time_stop,
+            loops_before: config.loops_before,
+            retries: config.retries,
+        };
+        let payments = Payments::new(
+            journal,
+            timing,
+            vec![TerminalLink {
+                device_id: config.device_id.clone(),
+                transports,
+            }],
+            shutdown,
+        );
+        let resumed = payments.recover().await?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "unfinished transactions resumed from the journal");
+        }
+        let terminals = vec![TerminalInfo {
+            device_id: config.device_id.clone(),
+            address: config.terminal_addr,
+            address_source: "config",
+            certificate_expiry: None,
+        }];
+        let api_key = config.api_key.as_ref().map(|k| k.expose().to_string());
+        Ok(Gateway {
+            api: Arc::new(Api::new(payments, terminals, api_key)),
+            tls: api_tls,
+            retention_days: config.journal_retention_days,
+        })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` fires, then waits for every transaction task to stop
+    /// (their state is in the journal for the next start).
+    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        let payments = self.api.payments.clone();
+        let pruner = tokio::spawn(prune_periodically(
+            payments.journal().clone(),
+            self.retention_days,
+            shutdown.clone(),
+        ));
+        api::run(listener, self.tls, self.api, shutdown).await;
+        payments.wait_stopped().await;
+        let _ = pruner.await;
+    }
+}
+
+/// Status polls should fail well before the next one is due, but never faster than
+/// a TLS handshake on a busy LAN.
+fn status_call_timeout(poll: Duration) -> Duration {
+    poll.clamp(
+        Duration::from_secs(1),
+        crate::constants::TERMINAL_SHORT_CALL_TIMEOUT,
+    )
+}
+
+async fn prune_periodically(journal: Journal, days: u32, shutdown: CancellationToken) {
+    loop {
+        match prune(&journal, days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, days, "old journal entries pruned"),
+            Err(e) => tracing::warn!(error = %e, "journal pruning failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}
+
+/// Deletes final transactions older than `days` days.
+pub async fn prune(journal: &Journal, days: u32) -> Result<usize, JournalError> {
+    let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(days as i64);
+    let cutoff = cutoff
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| JournalError::Corrupt(e.to_string()))?;
+    journal.prune_before(cutoff).await
+}

@@ -1,0 +1,104 @@
+//! The terminal simulator ("dummy mode"): the terminal protocol of DESIGN.md over
+//! HTTPS, card outcomes chosen by amount, and fault knobs for the tests. It is a
+//! separate command; `serve` never exposes any of it.
+
+mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::constants::DEFAULT_DEVICE_ID;
+use state::SimState;
+pub use state::StateError;
+
+/// Scripted misbehaviour, set by `ecrlink sim` flags or `POST /sim/faults`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Faults {
+    /// The next N payments complete, but their answer is dropped (connection closed).
+    pub drop_responses: u32,
+    /// Answer no protocol request at all until cleared (a frozen payment app).
+    pub hang: bool,
+    /// The next N status calls (`current` and lookups) get no answer.
+    pub ignore_polls: u32,
+    /// Exit the process right after recording the next payment's outcome, before
+    /// answering (the terminal approved, then died).
+    pub crash_after_outcome: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub device_id: String,
+    pub card_time: Duration,
+    pub state_file: Option<PathBuf>,
+    pub faults: Faults,
+    pub version: String,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            device_id: DEFAULT_DEVICE_ID.to_string(),
+            card_time: Duration::from_secs(2),
+            state_file: None,
+            faults: Faults::default(),
+            version: format!("ecrlink-sim {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Shared by every connection of one simulator.
+pub(crate) struct Sim {
+    opts: SimOptions,
+    state: Mutex<SimState>,
+    faults: Mutex<Faults>,
+    /// Wakes hanging requests when the `hang` fault is cleared.
+    unhang: Notify,
+}
+
+/// A simulator ready to serve: build it, then [`Simulator::run`] it on a bound listener.
+pub struct Simulator {
+    sim: Arc<Sim>,
+}
+
+impl Simulator {
+    /// Opens the state file (if any) and prepares the simulator.
+    pub fn new(opts: SimOptions) -> Result<Simulator, StateError> {
+        let state = SimState::open(opts.state_file.clone())?;
+        let faults = opts.faults.clone();
+        Ok(Simulator {
+            sim: Arc::new(Sim {
+                opts,
+                state: Mutex::new(state),
+                faults: Mutex::new(faults),
+                unhang: Notify::new(),
+            }),
+        })
+    }
+
+    /// Serves the terminal protocol on `listener` until `shutdown` fires.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) {
+        let sim = self.sim;
+        let handler = move |req, _peer: SocketAddr| routes::handle(sim.clone(), req);
+        crate::http::server::serve(listener, Some(tls), handler, shutdown).await;
+    }
+}
+
+/// Recovers a poisoned lock: the simulator's state stays usable after a panicking
+/// request, which is what a test double should do.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,341 @@
+//! Request handling of the simulated terminal.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use super::state::{Record, Running, card_outcome, check_original};
+use super::{Faults, Sim, lock};
+use crate::constants::MAX_BODY_BYTES;
+use crate::http::server::{DropConnection, HandlerResult};
+use crate::http::{Body, body_error_response, error, json, read_body, segments};
+use crate::terminal::wire::{
+    CancelAnswer, Current, PaymentRequest, TxnKind, TxnResult, TxnStatus, Version, now_rfc3339,
+};
+
+pub(super) async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> HandlerResult {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let segs = segments(&path);
+    if segs.first() == Some(&"sim") {
+        return Ok(admin(&sim, method, &segs, req).await);
+    }
+    lock(&sim.state).requests += 1;
+    wait_while_hanging(&sim).await;
+    match (method, segs.as_slice()) {
+        (Method::GET, ["v1", "getVersion"]) => Ok(json(
+            StatusCode::OK,
+            &Version {
+                version: sim.opts.version.clone(),
+            },
+        )),
+        (Method::POST, ["v1", kind]) if TxnKind::parse(kind).is_some() => {
+            let kind = TxnKind::parse(kind).unwrap_or(TxnKind::Sale);
+            start(sim, kind, req).await
+        }
+        (Method::GET, ["v1", "transactions"]) => {
+            let all: Vec<TxnResult> = lock(&sim.state)
+                .records()
+                .iter()
+                .map(|r| r.result.clone())
+                .collect();
+            Ok(json(StatusCode::OK, &all))
+        }
+        (Method::GET, ["v1", "transactions", "current"]) => {
+            if take_ignored_poll(&sim) {
+                return Err(DropConnection);
+            }
+            let state = lock(&sim.state);
+            let current = match &state.current {
+                Some(id) => Current::InProgress {
+                    transaction_id: id.clone(),
+                    stage: state.stage.clone(),
+                },
+                None => Current::Idle,
+            };
+            Ok(json(StatusCode::OK, &current))
+        }
+        (Method::GET, ["v1", "transactions", id]) => {
+            if take_ignored_poll(&sim) {
+                return Err(DropConnection);
+            }
+            match lock(&sim.state).get(id) {
+                Some(record) => Ok(json(StatusCode::OK, &record.result)),
+                None => Ok(error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("transaction {id} is not known to this terminal"),
+                )),
+            }
+        }
+        (Method::POST, ["v1", "transactions", id, "cancel"]) => Ok(cancel(&sim, id)),
+        (_, ["v1", ..]) => Ok(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such call: {path}"),
+        )),
+        _ => Ok(error(StatusCode::NOT_FOUND, "not_found", "not found")),
+    }
+}
+
+async fn wait_while_hanging(sim: &Sim) {
+    loop {
+        let woken = sim.unhang.notified();
+        if !lock(&sim.faults).hang {
+            return;
+        }
+        woken.await;
+    }
+}
+
+fn take_ignored_poll(sim: &Sim) -> bool {
+    let mut faults = lock(&sim.faults);
+    if faults.ignore_polls > 0 {
+        faults.ignore_polls -= 1;
+        return true;
+    }
+    false
+}
+
+async fn start(sim: Arc<Sim>, kind: TxnKind, req: Request<Incoming>) -> HandlerResult {
+    let body = match read_body(req, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return Ok(body_error_response(&e)),
+    };
+    let request = match parse_request(kind, &body) {
+        Ok(r) => r,
+        Err(msg) => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request", msg)),
+    };
+    if request.device_id != sim.opts.device_id {
+        return Ok(error(
+            StatusCode::NOT_FOUND,
+            "unknown_device",
+            format!(
+                "this terminal is {}, not {}",
+                sim.opts.device_id, request.device_id
+            ),
+        ));
+    }
+    let id = request.transaction_id.clone();
+    let mut done = match admit(&sim, kind, request) {
+        Ok(rx) => rx,
+        Err(resp) => return Ok(resp),
+    };
+    let result = loop {
+        if let Some(result) = done.borrow_and_update().clone() {
+            break result;
+        }
+        if done.changed().await.is_err() {
+            // The payment task ended without a result only if the process is going down.
+            return Err(DropConnection);
+        }
+    };
+    let drop_it = {
+        let mut faults = lock(&sim.faults);
+        let drop_it = faults.drop_responses > 0;
+        faults.drop_responses = faults.drop_responses.saturating_sub(1);
+        drop_it
+    };
+    if drop_it {
+        tracing::info!(transaction_id = %id, "fault: dropping the answer");
+        return Err(DropConnection);
+    }
+    Ok(json(StatusCode::OK, &result))
+}
+
+/// Admits a start request: a repeat joins the known transaction, a new one starts a
+/// payment if the terminal is free. Answers early (as a response) otherwise.
+fn admit(
+    sim: &Arc<Sim>,
+    kind: TxnKind,
+    request: PaymentRequest,
+) -> Result<watch::Receiver<Option<TxnResult>>, hyper::Response<Body>> {
+    let fingerprint = request.fingerprint(kind);
+    let id = request.transaction_id.clone();
+    let mut state = lock(&sim.state);
+    *state.starts.entry(id.clone()).or_default() += 1;
+    if let Some(known) = state.get(&id) {
+        if known.fingerprint != fingerprint {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "transaction_conflict",
+                format!("transaction {id} was already started with a different body"),
+            ));
+        }
+        if known.result.status.is_final() {
+            return Ok(watch::channel(Some(known.result.clone())).1);
+        }
+        if let Some(running) = state.running.get(&id) {
+            return Ok(running.done.clone());
+        }
+    }
+    if let Some(busy) = &state.current {
+        return Err(error(
+            StatusCode::CONFLICT,
+            "terminal_busy",
+            format!("the terminal is busy with transaction {busy}"),
+        ));
+    }
+    let mut result = TxnResult::pending(&request, kind, now_rfc3339());
+    if let Some(reason) = check_original(&state, kind, &request) {
+        result.status = TxnStatus::Declined;
+        result.result_code = Some("invalid_original".into());
+        result.result_message = Some(reason);
+        result.finished_at = Some(now_rfc3339());
+        state.insert(Record {
+            fingerprint,
+            request,
+            result: result.clone(),
+        });
+        persist_or_log(&state);
+        return Ok(watch::channel(Some(result)).1);
+    }
+    let (tx, rx) = watch::channel(None);
+    let cancel = Arc::new(Notify::new());
+    state.insert(Record {
+        fingerprint,
+        request: request.clone(),
+        result,
+    });
+    state.current = Some(id.clone());
+    state.stage = Some("waiting_for_card".into());
+    state.running.insert(
+        id,
+        Running {
+            done: rx.clone(),
+            cancel: cancel.clone(),
+        },
+    );
+    persist_or_log(&state);
+    drop(state);
+    // The payment runs on its own task: like a real terminal, it carries on whether
+    // or not the caller is still connected.
+    tokio::spawn(run_payment(sim.clone(), kind, request, cancel, tx));
+    Ok(rx)
+}
+
+async fn run_payment(
+    sim: Arc<Sim>,
+    kind: TxnKind,
+    request: PaymentRequest,
+    cancel: Arc<Notify>,
+    tx: watch::Sender<Option<TxnResult>>,
+) {
+    let id = request.transaction_id.clone();
+    let cancelled = tokio::select! {
+        _ = tokio::time::sleep(sim.opts.card_time) => false,
+        _ = cancel.notified() => true,
+    };
+    let mut state = lock(&sim.state);
+    let Some(record) = state.get(&id) else { return };
+    let pending = record.result.clone();
+    let result = if cancelled {
+        let mut r = pending;
+        r.status = TxnStatus::Cancelled;
+        r.result_code = Some("cancelled_by_ecr".into());
+        r.result_message = Some("cancelled at the cash register's request".into());
+        r.finished_at = Some(now_rfc3339());
+        r
+    } else {
+        card_outcome(kind, &request, pending)
+    };
+    state.set_result(result.clone());
+    state.current = None;
+    state.stage = None;
+    state.running.remove(&id);
+    persist_or_log(&state);
+    drop(state);
+    if lock(&sim.faults).crash_after_outcome {
+        tracing::warn!(transaction_id = %id, "fault: terminal crashes after recording the outcome");
+        std::process::exit(3);
+    }
+    let _ = tx.send(Some(result));
+}
+
+fn cancel(sim: &Sim, id: &str) -> hyper::Response<Body> {
+    let state = lock(&sim.state);
+    let Some(record) = state.get(id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("transaction {id} is not known to this terminal"),
+        );
+    };
+    let answer = match state.running.get(id) {
+        Some(running) => {
+            running.cancel.notify_one();
+            CancelAnswer {
+                transaction_id: id.to_string(),
+                cancelled: true,
+                message: "cancelled before authorisation".into(),
+            }
+        }
+        None => CancelAnswer {
+            transaction_id: id.to_string(),
+            cancelled: false,
+            message: format!("already final: {}", record.result.status.as_str()),
+        },
+    };
+    json(StatusCode::OK, &answer)
+}
+
+fn persist_or_log(state: &super::state::SimState) {
+    if let Err(e) = state.persist() {
+        tracing::error!(error = %e, "state file not written");
+    }
+}
+
+/// The simulator accepts what the gateway sends and checks only what it needs.
+fn parse_request(kind: TxnKind, body: &Bytes) -> Result<PaymentRequest, String> {
+    let req: PaymentRequest =
+        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+    if req.transaction_id.is_empty() {
+        return Err("transactionId must not be empty".into());
+    }
+    if kind.needs_original() && req.original_transaction_id.is_none() {
+        return Err(format!("{} needs originalTransactionId", kind.as_str()));
+    }
+    Ok(req)
+}
+
+/// `/sim/faults` (GET, POST) and `/sim/stats`: the test's handle on the simulator.
+async fn admin(
+    sim: &Sim,
+    method: Method,
+    segs: &[&str],
+    req: Request<Incoming>,
+) -> hyper::Response<Body> {
+    match (method, segs) {
+        (Method::GET, ["sim", "faults"]) => json(StatusCode::OK, &*lock(&sim.faults)),
+        (Method::POST, ["sim", "faults"]) => {
+            let body = match read_body(req, MAX_BODY_BYTES).await {
+                Ok(b) => b,
+                Err(e) => return body_error_response(&e),
+            };
+            match serde_json::from_slice::<Faults>(&body) {
+                Ok(faults) => {
+                    *lock(&sim.faults) = faults.clone();
+                    sim.unhang.notify_waiters();
+                    json(StatusCode::OK, &faults)
+                }
+                Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+            }
+        }
+        (Method::GET, ["sim", "stats"]) => {
+            let state = lock(&sim.state);
+            json(
+                StatusCode::OK,
+                &json!({
+                    "requests": state.requests,
+                    "startRequests": state.starts,
+                    "transactions": state.records().len(),
+                }),
+            )
+        }
+        _ => error(StatusCode::NOT_FOUND, "not_found", "no such simulator call"),
+    }
+}

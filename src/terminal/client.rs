@@ -1,0 +1,178 @@
+//! HTTPS client for one terminal's REST server: dial the configured IP, verify the
+//! fixed name against the private CA, speak the protocol of DESIGN.md.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::wire::{CancelAnswer, Current, ErrorBody, PaymentRequest, TxnKind, TxnResult, Version};
+use crate::constants::TERMINAL_SHORT_CALL_TIMEOUT;
+use crate::http::client::{ClientError, HttpClient};
+use crate::tls::terminal_server_name;
+
+/// How a terminal call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TerminalError {
+    /// Nothing reached the terminal (refused, unreachable, TLS verification failed).
+    #[error(transparent)]
+    NotDelivered(ClientError),
+    /// The request may have reached the terminal but no answer came back.
+    #[error(transparent)]
+    NoAnswer(ClientError),
+    /// The terminal answered with an error of its own.
+    #[error("terminal answered {status}: {code}: {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The terminal answered something we cannot read.
+    #[error("unreadable answer from the terminal: {0}")]
+    Protocol(String),
+}
+
+impl TerminalError {
+    /// True when the terminal cannot have acted on the request.
+    pub fn not_delivered(&self) -> bool {
+        matches!(self, TerminalError::NotDelivered(_))
+    }
+
+    /// True when the terminal did not answer at all (a missed poll).
+    pub fn is_silence(&self) -> bool {
+        matches!(
+            self,
+            TerminalError::NotDelivered(_) | TerminalError::NoAnswer(_)
+        )
+    }
+
+    fn from_client(err: ClientError) -> TerminalError {
+        if err.maybe_delivered() {
+            TerminalError::NoAnswer(err)
+        } else {
+            TerminalError::NotDelivered(err)
+        }
+    }
+}
+
+/// What the terminal knows of one transaction id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Found(TxnResult),
+    NotFound,
+}
+
+#[derive(Clone)]
+pub struct TerminalClient {
+    http: HttpClient,
+    /// Deadline of the short calls (status, lookup, cancel, version).
+    call_timeout: Duration,
+}
+
+impl TerminalClient {
+    pub fn new(
+        addr: SocketAddr,
+        tls: Arc<rustls::ClientConfig>,
+        connect_timeout: Duration,
+    ) -> TerminalClient {
+        TerminalClient {
+            http: HttpClient::https(addr, tls, terminal_server_name(), connect_timeout),
+            call_timeout: TERMINAL_SHORT_CALL_TIMEOUT,
+        }
+    }
+
+    pub fn with_call_timeout(mut self, call_timeout: Duration) -> TerminalClient {
+        self.call_timeout = call_timeout;
+        self
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.http.addr()
+    }
+
+    /// Connect and verify the certificate, sending nothing.
+    pub async fn handshake(&self) -> Result<(), TerminalError> {
+        self.http
+            .handshake()
+            .await
+            .map_err(TerminalError::from_client)
+    }
+
+    pub async fn version(&self) -> Result<Version, TerminalError> {
+        self.call(Method::GET, "/v1/getVersion", None, self.call_timeout)
+            .await
+    }
+
+    /// Starts a payment and holds the call open until the terminal's final answer or
+    /// `wait` runs out.
+    pub async fn start(
+        &self,
+        kind: TxnKind,
+        req: &PaymentRequest,
+        wait: Duration,
+    ) -> Result<TxnResult, TerminalError> {
+        let body = serde_json::to_vec(req).map_err(|e| TerminalError::Protocol(e.to_string()))?;
+        let path = format!("/v1/{}", kind.as_str());
+        self.call(Method::POST, &path, Some(body), wait).await
+    }
+
+    pub async fn current(&self) -> Result<Current, TerminalError> {
+        self.call(
+            Method::GET,
+            "/v1/transactions/current",
+            None,
+            self.call_timeout,
+        )
+        .await
+    }
+
+    pub async fn lookup(&self, transaction_id: &str) -> Result<Lookup, TerminalError> {
+        let path = format!("/v1/transactions/{transaction_id}");
+        match self.call(Method::GET, &path, None, self.call_timeout).await {
+            Ok(result) => Ok(Lookup::Found(result)),
+            Err(TerminalError::Rejected { status: 404, .. }) => Ok(Lookup::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn cancel(&self, transaction_id: &str) -> Result<CancelAnswer, TerminalError> {
+        let path = format!("/v1/transactions/{transaction_id}/cancel");
+        self.call(Method::POST, &path, Some(b"{}".to_vec()), self.call_timeout)
+            .await
+    }
+
+    pub async fn list(&self) -> Result<Vec<TxnResult>, TerminalError> {
+        self.call(Method::GET, "/v1/transactions", None, self.call_timeout)
+            .await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        wait: Duration,
+    ) -> Result<T, TerminalError> {
+        let (status, bytes) = self
+            .http
+            .request(method, path, body, wait)
+            .await
+            .map_err(TerminalError::from_client)?;
+        if status == StatusCode::OK {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| TerminalError::Protocol(format!("{path}: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(err) => Err(TerminalError::Rejected {
+                status: status.as_u16(),
+                code: err.error.code,
+                message: err.error.message,
+            }),
+            Err(_) => Err(TerminalError::Protocol(format!(
+                "{path}: status {status} without an error body"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The async driver of one transaction: it feeds the state machine with timers and
+//! terminal answers and carries out its actions (calls, journal writes, answers).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::machine::{Action, Event, FailCode, Machine, Outcome, Phase, next};
+use super::{Timing, events};
+use crate::http::client::ClientError;
+use crate::journal::Journal;
+use crate::terminal::wire::{
+    CancelAnswer, Current, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
+};
+use crate::terminal::{Lookup, TerminalError};
+use crate::transport::Transport;
+
+/// The slowest pace of background reconciliation.
+pub const RECONCILE_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A request to cancel, answered on the oneshot.
+pub type CancelCall = oneshot::Sender<Result<CancelAnswer, TerminalError>>;
+
+/// The finished call of a spawned terminal request, with an optional journal note.
+struct Completed {
+    event: Event,
+    note: Option<(&'static str, String)>,
+    status_call: bool,
+}
+
+pub struct Supervisor {
+    pub journal: Journal,
+    pub transports: Vec<Arc<dyn Transport>>,
+    pub timing: Timing,
+    pub kind: TxnKind,
+    pub request: PaymentRequest,
+    pub result: TxnResult,
+    pub machine: Machine,
+    pub publish: watch::Sender<TxnResult>,
+    pub cancels: mpsc::Receiver<CancelCall>,
+    /// Whether a start call is to be sent (false when recovering).
+    pub send_start: bool,
+}
+
+struct Driver {
+    sup: Supervisor,
+    active: usize,
+    calls: JoinSet<Completed>,
+    status_call_in_flight: bool,
+    lookup_wanted: bool,
+    reconcile_at: Option<Instant>,
+    last_note: Option<(&'static str, String)>,
+}
+
+impl Supervisor {
+    /// Drives the transaction until it is final (or reconciliation is abandoned, or
+    /// the gateway shuts down, in which case the journal keeps it for the next start).
+    pub async fn run(self, shutdown: CancellationToken) -> TxnResult {
+        let timing = self.timing.clone();
+        let mut d = Driver {
+            sup: self,
+            active: 0,
+            calls: JoinSet::new(),
+            status_call_in_flight: false,
+            lookup_wanted: false,
+            reconcile_at: None,
+            last_note: None,
+        };
+        let started = Instant::now();
+        let deadline = tokio::time::sleep_until(started + timing.time_stop);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval_at(started + timing.poll, timing.poll);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        if d.sup.send_start {
+            d.spawn_start();
+        }
+        for action in d.sup.machine.initial_actions() {
+            d.apply(action).await;
+        }
+        loop {
+            if matches!(d.sup.machine.phase, Phase::Done | Phase::Abandoned) {
+                break;
+            }
+            let waiting = d.sup.machine.phase == Phase::Waiting;
+            let reconcile_at = d.reconcile_at;
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(joined) = d.calls.join_next() => match joined {
+                    Ok(done) => {
+                        if done.status_call {
+                            d.status_call_in_flight = false;
+                        }
+                        if let Some((name, detail)) = done.note {
+                            d.note(name, detail).await;
+                        }
+                        done.event
+                    }
+                    Err(_) => continue,
+                },
+                Some(reply) = d.sup.cancels.recv() => {
+                    d.cancel(reply).await;
+                    continue;
+                }
+                _ = &mut deadline, if waiting => Event::Deadline,
+                _ = ticker.tick(), if waiting => Event::PollDue,
+                _ = sleep_until_opt(reconcile_at), if reconcile_at.is_some() => {
+                    d.reconcile_at = None;
+                    Event::ReconcileDue
+                }
+            };
+            let (machine, actions) = next(d.sup.machine.clone(), event);
+            d.sup.machine = machine;
+            for action in actions {
+                d.apply(action).await;
+            }
+            if d.lookup_wanted && !d.status_call_in_flight {
+                d.lookup_wanted = false;
+                d.spawn_lookup();
+            }
+        }
+        d.sup.result
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    fn transport(&self) -> Arc<dyn Transport> {
+        self.sup.transports[self.active.min(self.sup.transports.len() - 1)].clone()
+    }
+
+    fn spawn_start(&mut self) {
+        let transport = self.transport();
+        let request = self.sup.request.clone();
+        let kind = self.sup.kind;
+        // The start call stays open as long as the POS may wait; a later answer is
+        // found by lookup.
+        let wait = self.sup.timing.time_stop;
+        self.calls.spawn(async move {
+            let event = match transport.start(kind, &request, wait).await {
+                Ok(result) => Event::StartAnswered(result),
+                Err(TerminalError::NotDelivered(e)) => Event::StartNotDelivered {
+                    code: match e {
+                        ClientError::Tls { .. } => FailCode::TlsError,
+                        _ => FailCode::Unreachable,
+                    },
+                    reason: e.to_string(),
+                },
+                Err(TerminalError::Rejected { code, message, .. }) => {
+                    Event::StartRejected { code, message }
+                }
+                Err(e @ (TerminalError::NoAnswer(_) | TerminalError::Protocol(_))) => {
+                    Event::StartLost {
+                        reason: e.to_string(),
+                    }
+                }
+            };
+            Completed {
+                event,
+                note: None,
+                status_call: false,
+            }
+        });
+    }
+
+    fn spawn_poll(&mut self) {
+        if self.status_call_in_flight {
+            return;
+        }
+        self.status_call_in_flight = true;
+        let transport = self.transport();
+        let id = self.sup.request.transaction_id.clone();
+        self.calls.spawn(async move {
+            let (event, note) = match transport.current().await {
+                Ok(Current::InProgress {
+                    transaction_id,
+                    stage,
+                }) if transaction_id == id => (
+                    Event::PollInProgress,
+                    Some((events::STAGE, stage.unwrap_or_else(|| "in_progress".into()))),
+                ),
+                Ok(Current::InProgress { transaction_id, .. }) => (
+                    Event::PollIdle,
+                    Some((
+                        events::POLLED,
+                        format!("terminal busy with {transaction_id}"),
+                    )),
+                ),
+                Ok(Current::Idle) => (Event::PollIdle, Some((events::POLLED, "idle".into()))),
+                Err(e) => (
+                    Event::PollFailed {
+                        reason: e.to_string(),
+                    },
+                    None,
+                ),
+            };
+            Completed {
+                event,
+                note,
+                status_call: true,
+            }
+        });
+    }
+
+    fn spawn_lookup(&mut self) {
+        if self.status_call_in_flight {
+            self.lookup_wanted = true;
+            return;
+        }
+        self.status_call_in_flight = true;
+        let transport = self.transport();
+        let id = self.sup.request.transaction_id.clone();
+        self.calls.spawn(async move {
+            let event = match transport.lookup(&id).await {
+                Ok(Lookup::Found(result)) => Event::LookedUp(result),
+                Ok(Lookup::NotFound) => Event::LookedUpNotFound,
+                Err(e) => Event::LookupFailed {
+                    reason: e.to_string(),
+                },
+            };
+            Completed {
+                event,
+                note: None,
+                status_call: true,
+            }
+        });
+    }
+
+    async fn apply(&mut self, action: Action) {
+        match action {
+            Action::Poll => self.spawn_poll(),
+            Action::Lookup => self.spawn_lookup(),
+            Action::Resend => self.spawn_start(),
+            Action::Finish(outcome) => self.finish(outcome).await,
+            Action::MarkUnknown => {
+                self.sup.result.status = TxnStatus::Unknown;
+                self.sup.result.result_code = Some("unknown".into());
+                self.sup.result.result_message = Some(
+                    "no final answer from the terminal within timeStop; ecrlink keeps asking and \
+                     GET /v1/transactions/{id} will show the outcome"
+                        .into(),
+                );
+                self.record(events::UNKNOWN, None).await;
+                self.sup.publish.send_replace(self.sup.result.clone());
+            }
+            Action::SwitchToFallback => {
+                if self.sup.transports.len() > 1 {
+                    let from = self.transport().name();
+                    self.active = 1;
+                    let to = self.transport().name();
+                    self.sup.result.transport = Some(to.to_string());
+                    self.record(events::TRANSPORT_SWITCH, Some(format!("{from} -> {to}")))
+                        .await;
+                }
+            }
+            Action::ScheduleReconcile(attempt) => {
+                self.reconcile_at =
+                    Some(Instant::now() + reconcile_delay(self.sup.timing.poll, attempt));
+            }
+            Action::GiveUp => {
+                tracing::error!(
+                    transaction_id = %self.sup.request.transaction_id,
+                    "reconciliation attempts exhausted; the transaction stays unknown until the next start"
+                );
+                self.note(
+                    events::GAVE_UP,
+                    format!("after {} attempts", self.sup.timing.retries),
+                )
+                .await;
+            }
+            Action::Note(name, detail) => self.note(name, detail).await,
+        }
+    }
+
+    async fn finish(&mut self, outcome: Outcome) {
+        let transport = self.transport().name().to_string();
+        let r = &mut self.sup.result;
+        match outcome {
+            Outcome::Terminal(answer) => {
+                let started_at = r.started_at.clone();
+                *r = answer;
+                // The gateway's record keeps its own start time if the terminal omits one.
+                if r.started_at.is_empty() {
+                    r.started_at = started_at;
+                }
+            }
+            Outcome::NotDelivered { code, reason } => {
+                r.status = TxnStatus::Failed;
+                r.result_code = Some(
+                    match code {
+                        FailCode::TlsError => "terminal_tls_error",
+                        FailCode::Unreachable => "terminal_unreachable",
+                    }
+                    .into(),
+                );
+                r.result_message = Some(format!("{reason}; nothing was sent, nothing was charged"));
+            }
+            Outcome::Rejected { code, message } => {
+                r.status = TxnStatus::Failed;
+                r.result_code = Some(code);
+                r.result_message = Some(format!("the terminal refused the request: {message}"));
+            }
+            Outcome::NeverArrived => {
+                r.status = TxnStatus::Failed;
+                r.result_code = Some("not_received".into());
+                r.result_message = Some(
+                    "the terminal has no record of this transaction; nothing was charged".into(),
+                );
+            }
+        }
+        r.transport = Some(transport);
+        if r.finished_at.is_none() {
+            r.finished_at = Some(now_rfc3339());
+        }
+        tracing::info!(
+            transaction_id = %r.transaction_id,
+            status = r.status.as_str(),
+            result_code = r.result_code.as_deref().unwrap_or(""),
+            "transaction final"
+        );
+        self.record(events::FINAL, None).await;
+        self.sup.publish.send_replace(self.sup.result.clone());
+    }
+
+    async fn cancel(&mut self, reply: CancelCall) {
+        let id = self.sup.request.transaction_id.clone();
+        self.note(events::CANCEL_REQUESTED, String::new()).await;
+        let answer = self.transport().cancel(&id).await;
+        let detail = match &answer {
+            Ok(a) => format!("cancelled={} {}", a.cancelled, a.message),
+            Err(e) => format!("no answer: {e}"),
+        };
+        self.note(events::CANCEL_ANSWER, detail).await;
+        let _ = reply.send(answer);
+    }
+
+    /// Journals the current result with `event`. A failed write is retried: the
+    /// journal is the only memory that survives a crash.
+    async fn record(&self, event: &'static str, detail: Option<String>) {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=5 {
+            match self
+                .sup
+                .journal
+                .update(&self.sup.result, event, detail.clone())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(attempt, error = %e, transaction_id = %self.sup.result.transaction_id, "journal write failed");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+    }
+
+    /// Journals an event, skipping an exact repeat of the previous note.
+    async fn note(&mut self, name: &'static str, detail: String) {
+        let note = (name, detail);
+        if self.last_note.as_ref() == Some(&note) {
+            return;
+        }
+        let detail = (!note.1.is_empty()).then(|| note.1.clone());
+        if let Err(e) = self
+            .sup
+            .journal
+            .event(&self.sup.request.transaction_id, name, detail)
+            .await
+        {
+            tracing::warn!(error = %e, "journal event not written");
+        }
+        self.last_note = Some(note);
+    }
+}
+
+/// 0 → at once; then the poll interval, doubling up to [`RECONCILE_MAX_BACKOFF`].
+pub fn reconcile_delay(poll: Duration, attempt: u32) -> Duration {
+    if attempt == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32 << (attempt - 1).min(16);
+    poll.saturating_mul(factor).min(RECONCILE_MAX_BACKOFF)
+}
