@@ -72,6 +72,9 @@ pub enum BodyError {
     Read(String),
 }
 
+/// Oversized bodies up to this size are read and dropped before the 413 is sent.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
 /// Reads the whole body, refusing more than `limit` bytes (early, from
 /// `Content-Length`, when the client announces it) and bodies that trickle in.
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
@@ -81,6 +84,13 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Bo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
+        // Read (and drop) a moderately oversized body before answering: closing on a
+        // client that is still sending makes its kernel reset the connection, and the
+        // client would never see the 413.
+        if announced.is_some_and(|n| n <= DRAIN_LIMIT as u64) {
+            let drain = Limited::new(req.into_body(), DRAIN_LIMIT).collect();
+            let _ = tokio::time::timeout(SERVER_BODY_READ_TIMEOUT, drain).await;
+        }
         return Err(BodyError::TooLarge { limit });
     }
     let limited = Limited::new(req.into_body(), limit);
