@@ -12,6 +12,7 @@ pub mod demo;
 pub mod http;
 pub mod journal;
 pub mod pki;
+pub mod probe;
 pub mod serve;
 pub mod sim;
 pub mod terminal;

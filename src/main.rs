@@ -132,6 +132,13 @@ struct SimArgs {
     /// Fault: exit right after recording the next outcome, before answering.
     #[arg(long = "crash-after-outcome")]
     crash_after_outcome: bool,
+    /// Announce the terminal over mDNS as _instorepay._tcp.local. (run it inside a
+    /// network namespace of its own, or name interfaces with --mdns-interface).
+    #[arg(long)]
+    mdns: bool,
+    /// Limit the mDNS announcement to this interface (repeatable).
+    #[arg(long = "mdns-interface")]
+    mdns_interfaces: Vec<String>,
 }
 
 #[derive(Args)]
@@ -293,8 +300,24 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    announce(&format!("listening on {}", listener.local_addr()?));
-    tracing::info!(device_id = %args.device_id, state = ?args.state, "terminal simulator ready");
+    let bound = listener.local_addr()?;
+    // Kept alive for as long as the simulator serves.
+    let _mdns = if args.mdns {
+        let version = format!("ecrlink-sim {}", env!("CARGO_PKG_VERSION"));
+        Some(
+            ecrlink::probe::mdns::announce_terminal(
+                &args.device_id,
+                bound.port(),
+                &version,
+                &args.mdns_interfaces,
+            )
+            .context("mDNS announcement")?,
+        )
+    } else {
+        None
+    };
+    announce(&format!("listening on {bound}"));
+    tracing::info!(device_id = %args.device_id, state = ?args.state, mdns = args.mdns, "terminal simulator ready");
     simulator.run(listener, tls, shutdown_on_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,9 @@ use crate::api::{self, Api, TerminalInfo};
 use crate::config::Config;
 use crate::journal::{Journal, JournalError};
 use crate::pki;
-use crate::terminal::TerminalClient;
+use crate::probe::icmp::Icmp;
+use crate::probe::{self, Hysteresis, ProbeSettings, mdns};
+use crate::terminal::{TerminalAddress, TerminalClient};
 use crate::tls::{self, TlsError};
 use crate::transport::Transport;
 use crate::transport::direct::Direct;
@@ -33,6 +35,7 @@ pub struct Gateway {
     api: Arc<Api>,
     tls: Option<Arc<rustls::ServerConfig>>,
     retention_days: u32,
+    monitors: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -63,9 +66,38 @@ impl Gateway {
         let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path))
             .await
             .map_err(|e| JournalError::Task(e.to_string()))??;
-        let client =
-            TerminalClient::new(config.terminal_addr, terminal_tls, config.static_ip_timeout)
-                .with_call_timeout(status_call_timeout(config.poll_interval));
+        let client = TerminalClient::new(
+            TerminalAddress::new(config.terminal_addr),
+            terminal_tls,
+            config.static_ip_timeout,
+        )
+        .with_call_timeout(status_call_timeout(config.poll_interval));
+        let sightings = if config.mdns.enabled {
+            match mdns::browse(&config.mdns.interfaces, shutdown.clone()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "mDNS browsing is off");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (health, monitor) = probe::spawn(
+            config.device_id.clone(),
+            client.clone(),
+            Arc::new(Icmp::open()),
+            ProbeSettings {
+                interval: config.probe_interval,
+                connect_timeout: config.static_ip_timeout,
+                hysteresis: Hysteresis {
+                    down_after: config.probe_down_after,
+                    up_after: config.probe_up_after,
+                },
+            },
+            sightings,
+            shutdown.clone(),
+        );
         let transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client))];
         let timing = Timing {
             poll: config.poll_interval,
@@ -79,6 +111,7 @@ impl Gateway {
             vec![TerminalLink {
                 device_id: config.device_id.clone(),
                 transports,
+                health: Some(health.clone()),
             }],
             shutdown,
         );
@@ -88,15 +121,14 @@ impl Gateway {
         }
         let terminals = vec![TerminalInfo {
             device_id: config.device_id.clone(),
-            address: config.terminal_addr,
-            address_source: "config",
-            certificate_expiry: None,
+            health,
         }];
         let api_key = config.api_key.as_ref().map(|k| k.expose().to_string());
         Ok(Gateway {
             api: Arc::new(Api::new(payments, terminals, api_key)),
             tls: api_tls,
             retention_days: config.journal_retention_days,
+            monitors: vec![monitor],
         })
     }
 
@@ -116,6 +148,9 @@ impl Gateway {
         api::run(listener, self.tls, self.api, shutdown).await;
         payments.wait_stopped().await;
         let _ = pruner.await;
+        for monitor in self.monitors {
+            let _ = monitor.await;
+        }
     }
 }
 

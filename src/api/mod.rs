@@ -11,20 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::probe::Health;
 use crate::txn::Payments;
 pub use error::ApiError;
 
-/// What the API shows about a configured terminal.
+/// A configured terminal as the API shows it: its live link health.
 #[derive(Clone, Debug)]
 pub struct TerminalInfo {
     pub device_id: String,
-    pub address: SocketAddr,
-    /// Where the address came from (`config`; later `mdns`).
-    pub address_source: &'static str,
-    /// When the terminal's certificate expires, if the gateway has seen it.
-    pub certificate_expiry: Option<String>,
+    pub health: watch::Receiver<Health>,
 }
 
 #[derive(Default)]

@@ -249,15 +249,10 @@ pub(super) fn result_response(mut r: TxnResult) -> Response<Body> {
 }
 
 fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
-    let busy_with = api.payments.busy_with(&t.device_id);
-    json!({
-        "deviceId": t.device_id,
-        "address": t.address.to_string(),
-        "addressSource": t.address_source,
-        "activeTransport": "direct",
-        "busyWith": busy_with,
-        "certificateExpiry": t.certificate_expiry,
-    })
+    let mut view = serde_json::to_value(&*t.health.borrow()).unwrap_or_else(|_| json!({}));
+    view["activeTransport"] = json!("direct");
+    view["busyWith"] = json!(api.payments.busy_with(&t.device_id));
+    view
 }
 
 async fn metrics(api: &Api) -> Result<Response<Body>, ApiError> {

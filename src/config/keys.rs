@@ -25,8 +25,11 @@ pub(super) const JOURNAL: &str = "journal";
 pub(super) const JOURNAL_RETENTION_DAYS: &str = "journalRetentionDays";
 pub(super) const PROBE_INTERVAL_MS: &str = "probeIntervalMs";
 pub(super) const API_KEY: &str = "apiKey";
+pub(super) const PROBE_DOWN_AFTER: &str = "probeDownAfter";
+pub(super) const PROBE_UP_AFTER: &str = "probeUpAfter";
+pub(super) const MDNS: &str = "mdns";
 
-pub(super) const ALL: [&str; 18] = [
+pub(super) const ALL: [&str; 21] = [
     PORT,
     URL,
     TERMINAL_IP,
@@ -45,6 +48,9 @@ pub(super) const ALL: [&str; 18] = [
     JOURNAL_RETENTION_DAYS,
     PROBE_INTERVAL_MS,
     API_KEY,
+    PROBE_DOWN_AFTER,
+    PROBE_UP_AFTER,
+    MDNS,
 ];
 
 /// Environment variables that set a key start with this (matched case-insensitively).
@@ -74,6 +80,9 @@ pub(super) fn defaults() -> Map<String, Value> {
         JOURNAL: "data/journal.db",
         JOURNAL_RETENTION_DAYS: 90,
         PROBE_INTERVAL_MS: 1000,
+        PROBE_DOWN_AFTER: crate::probe::health::DEFAULT_DOWN_AFTER,
+        PROBE_UP_AFTER: crate::probe::health::DEFAULT_UP_AFTER,
+        MDNS: { "enabled": false, "interfaces": [] },
     });
     match defaults {
         Value::Object(map) => map,

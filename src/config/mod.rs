@@ -53,11 +53,23 @@ pub struct Config {
     pub journal_retention_days: u32,
     /// `probeIntervalMs`: interval of the reachability probes.
     pub probe_interval: Duration,
+    /// `probeDownAfter` / `probeUpAfter`: failed rounds before `down`, good rounds before `up`.
+    pub probe_down_after: u32,
+    pub probe_up_after: u32,
+    /// `mdns`: browse for terminals that moved (off unless enabled with interfaces).
+    pub mdns: MdnsConfig,
     /// `apiKey`: when set, API callers must present it.
     pub api_key: Option<Secret>,
     /// The seed's `key` (vendor installation key): accepted for compatibility, unused,
     /// since ecrlink pairs by certificates.
     pub key: Option<Secret>,
+}
+
+/// `mdns: { "enabled": bool, "interfaces": ["eth0", …] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MdnsConfig {
+    pub enabled: bool,
+    pub interfaces: Vec<String>,
 }
 
 /// Command-line overrides keyed by JSON key name, e.g. `("port", json!(0))`; they beat
@@ -165,6 +177,9 @@ impl Config {
             keys::JOURNAL_RETENTION_DAYS: self.journal_retention_days,
             keys::PROBE_INTERVAL_MS: u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX),
             keys::API_KEY: mask(&self.api_key),
+            keys::PROBE_DOWN_AFTER: self.probe_down_after,
+            keys::PROBE_UP_AFTER: self.probe_up_after,
+            keys::MDNS: { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
         })
     }
 }

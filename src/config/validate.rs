@@ -26,6 +26,7 @@ const MAX_TIME_STOP_SECS: f64 = 86_400.0;
 const MAX_POLL_SECS: f64 = 300.0;
 const MIN_PROBE_INTERVAL_MS: u64 = 100;
 const MAX_PROBE_INTERVAL_MS: u64 = 3_600_000;
+const MAX_PROBE_ROUNDS: u64 = 100;
 
 pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config, ConfigError> {
     let mut r = Reader { merged, problems };
@@ -67,6 +68,13 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
         .map(Duration::from_millis);
     let api_key = r.secret(API_KEY);
     let key = r.secret(KEY);
+    let probe_down_after = r
+        .integer(PROBE_DOWN_AFTER, 1, MAX_PROBE_ROUNDS)
+        .map(|n| n as u32);
+    let probe_up_after = r
+        .integer(PROBE_UP_AFTER, 1, MAX_PROBE_ROUNDS)
+        .map(|n| n as u32);
+    let mdns = r.mdns();
 
     match (
         port,
@@ -125,6 +133,9 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
             probe_interval,
             api_key,
             key,
+            probe_down_after: probe_down_after.unwrap_or_default(),
+            probe_up_after: probe_up_after.unwrap_or_default(),
+            mdns: mdns.unwrap_or_default(),
         }),
         _ => {
             debug_assert!(!r.problems.is_empty(), "a key failed without a problem");
@@ -140,6 +151,63 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// `mdns`: an object with `enabled` and `interfaces`. Enabled without interfaces is
+    /// refused: the daemon would join every interface of the machine.
+    fn mdns(&mut self) -> Option<super::MdnsConfig> {
+        let value = self.required(MDNS)?;
+        let Value::Object(obj) = value else {
+            self.problem(
+                MDNS,
+                "must be an object like {\"enabled\": true, \"interfaces\": [\"eth0\"]}",
+            );
+            return None;
+        };
+        let mut ok = true;
+        for key in obj
+            .keys()
+            .filter(|k| !matches!(k.as_str(), "enabled" | "interfaces"))
+        {
+            self.problem(
+                MDNS,
+                format!("unknown key mdns.{key} (known: enabled, interfaces)"),
+            );
+            ok = false;
+        }
+        let enabled = match obj.get("enabled") {
+            None => Some(false),
+            Some(v) => boolean(v),
+        };
+        if enabled.is_none() {
+            self.problem(MDNS, "mdns.enabled must be true or false");
+            ok = false;
+        }
+        let interfaces: Option<Vec<String>> = match obj.get("interfaces") {
+            None => Some(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                .collect(),
+            Some(_) => None,
+        };
+        if interfaces.is_none() {
+            self.problem(MDNS, "mdns.interfaces must be a list of interface names");
+            ok = false;
+        }
+        let (enabled, interfaces) = (enabled.unwrap_or(false), interfaces.unwrap_or_default());
+        if enabled && interfaces.is_empty() {
+            self.problem(
+                MDNS,
+                "mdns.interfaces must name the interfaces to browse on (the mDNS daemon would \
+                 otherwise join every interface of the machine)",
+            );
+            ok = false;
+        }
+        ok.then_some(super::MdnsConfig {
+            enabled,
+            interfaces,
+        })
+    }
+
     fn unknown_keys(&mut self) {
         let unknown = self
             .merged

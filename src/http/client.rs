@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -84,10 +84,43 @@ impl HttpClient {
         self.addr
     }
 
-    /// Connects, and for HTTPS completes the handshake, without sending anything.
-    /// The probe monitor uses it to check the terminal's certificate.
-    pub async fn handshake(&self) -> Result<(), ClientError> {
-        self.connect().await.map(drop)
+    /// Connects and completes the TLS handshake without sending a request; returns
+    /// the server's certificate. The probe monitor checks the terminal with it.
+    pub async fn handshake(&self) -> Result<Option<CertificateDer<'static>>, ClientError> {
+        let Some((connector, name)) = &self.tls else {
+            self.connect().await?;
+            return Ok(None);
+        };
+        let handshake = async {
+            let tcp =
+                TcpStream::connect(self.addr)
+                    .await
+                    .map_err(|e| ClientError::Unreachable {
+                        addr: self.addr,
+                        reason: e.to_string(),
+                    })?;
+            let tls = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| ClientError::Tls {
+                    addr: self.addr,
+                    reason: describe_handshake_error(&e),
+                })?;
+            Ok(tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|c| c.clone().into_owned()))
+        };
+        tokio::time::timeout(self.connect_timeout, handshake)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Unreachable {
+                    addr: self.addr,
+                    reason: "TLS handshake timed out".into(),
+                })
+            })
     }
 
     /// Sends one request and reads the whole answer within `response_timeout`.

@@ -2,7 +2,7 @@
 //! fixed name against the private CA, speak the protocol of DESIGN.md.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
@@ -48,7 +48,7 @@ impl TerminalError {
         )
     }
 
-    fn from_client(err: ClientError) -> TerminalError {
+    pub fn from_client(err: ClientError) -> TerminalError {
         if err.maybe_delivered() {
             TerminalError::NoAnswer(err)
         } else {
@@ -64,23 +64,88 @@ pub enum Lookup {
     NotFound,
 }
 
+/// Where a terminal's address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressSource {
+    Config,
+    Mdns,
+}
+
+impl AddressSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressSource::Config => "config",
+            AddressSource::Mdns => "mdns",
+        }
+    }
+}
+
+/// A terminal's address in use, shared by its transport and its probe monitor: mDNS
+/// may move it when the configured IP stops answering.
+#[derive(Debug)]
+pub struct TerminalAddress {
+    current: RwLock<(SocketAddr, AddressSource)>,
+    configured: SocketAddr,
+}
+
+impl TerminalAddress {
+    pub fn new(configured: SocketAddr) -> Arc<TerminalAddress> {
+        Arc::new(TerminalAddress {
+            current: RwLock::new((configured, AddressSource::Config)),
+            configured,
+        })
+    }
+
+    pub fn get(&self) -> (SocketAddr, AddressSource) {
+        *self.current.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn configured(&self) -> SocketAddr {
+        self.configured
+    }
+
+    pub fn set(&self, addr: SocketAddr, source: AddressSource) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (addr, source);
+    }
+}
+
 #[derive(Clone)]
 pub struct TerminalClient {
-    http: HttpClient,
+    address: Arc<TerminalAddress>,
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
     /// Deadline of the short calls (status, lookup, cancel, version).
     call_timeout: Duration,
 }
 
 impl TerminalClient {
     pub fn new(
-        addr: SocketAddr,
+        address: Arc<TerminalAddress>,
         tls: Arc<rustls::ClientConfig>,
         connect_timeout: Duration,
     ) -> TerminalClient {
         TerminalClient {
-            http: HttpClient::https(addr, tls, terminal_server_name(), connect_timeout),
+            address,
+            tls,
+            connect_timeout,
             call_timeout: TERMINAL_SHORT_CALL_TIMEOUT,
         }
+    }
+
+    /// A client for the address in use now (it may move between calls).
+    fn http(&self) -> HttpClient {
+        self.http_to(self.address.get().0)
+    }
+
+    /// A client for `addr` with this terminal's TLS policy (used to try a candidate
+    /// address before adopting it).
+    pub fn http_to(&self, addr: SocketAddr) -> HttpClient {
+        HttpClient::https(
+            addr,
+            self.tls.clone(),
+            terminal_server_name(),
+            self.connect_timeout,
+        )
     }
 
     pub fn with_call_timeout(mut self, call_timeout: Duration) -> TerminalClient {
@@ -88,16 +153,8 @@ impl TerminalClient {
         self
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.http.addr()
-    }
-
-    /// Connect and verify the certificate, sending nothing.
-    pub async fn handshake(&self) -> Result<(), TerminalError> {
-        self.http
-            .handshake()
-            .await
-            .map_err(TerminalError::from_client)
+    pub fn address(&self) -> &Arc<TerminalAddress> {
+        &self.address
     }
 
     pub async fn version(&self) -> Result<Version, TerminalError> {
@@ -156,7 +213,7 @@ impl TerminalClient {
         wait: Duration,
     ) -> Result<T, TerminalError> {
         let (status, bytes) = self
-            .http
+            .http()
             .request(method, path, body, wait)
             .await
             .map_err(TerminalError::from_client)?;

@@ -4,4 +4,4 @@
 pub mod client;
 pub mod wire;
 
-pub use client::{Lookup, TerminalClient, TerminalError};
+pub use client::{AddressSource, Lookup, TerminalAddress, TerminalClient, TerminalError};

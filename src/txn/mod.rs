@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::journal::{Begin, Journal, JournalError, Stored};
+use crate::probe::Health;
 use crate::terminal::TerminalError;
 use crate::terminal::wire::{
     CancelAnswer, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
@@ -51,6 +52,8 @@ pub struct Timing {
 pub struct TerminalLink {
     pub device_id: String,
     pub transports: Vec<Arc<dyn Transport>>,
+    /// The probe monitor's view of the link, when one runs.
+    pub health: Option<watch::Receiver<Health>>,
 }
 
 /// What admission decided for a request.
@@ -255,11 +258,9 @@ impl Payments {
     fn launch(self: &Arc<Self>, stored: Stored, recovering: bool) -> watch::Receiver<TxnResult> {
         let id = stored.request.transaction_id.clone();
         let device = stored.request.device_id.clone();
-        let transports = self
-            .terminals
-            .get(&device)
-            .map(|t| t.transports.clone())
-            .unwrap_or_default();
+        let link = self.terminals.get(&device);
+        let transports = link.map(|t| t.transports.clone()).unwrap_or_default();
+        let health = link.and_then(|t| t.health.clone());
         let (publish, results) = watch::channel(stored.result.clone());
         let (cancel_tx, cancels) = mpsc::channel(4);
         lock(&self.in_flight).insert(
@@ -289,6 +290,7 @@ impl Payments {
             publish,
             cancels,
             send_start: !recovering,
+            health,
         };
         let this = self.clone();
         let shutdown = self.shutdown.clone();

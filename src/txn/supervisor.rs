@@ -13,6 +13,7 @@ use super::machine::{Action, Event, FailCode, Machine, Outcome, Phase, next};
 use super::{Timing, events};
 use crate::http::client::ClientError;
 use crate::journal::Journal;
+use crate::probe::{Health, LinkState};
 use crate::terminal::wire::{
     CancelAnswer, Current, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
 };
@@ -44,6 +45,8 @@ pub struct Supervisor {
     pub cancels: mpsc::Receiver<CancelCall>,
     /// Whether a start call is to be sent (false when recovering).
     pub send_start: bool,
+    /// The terminal's link health from the probe monitor, if one runs.
+    pub health: Option<watch::Receiver<Health>>,
 }
 
 struct Driver {
@@ -76,6 +79,8 @@ impl Supervisor {
         let mut ticker = tokio::time::interval_at(started + timing.poll, timing.poll);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
+        let mut health = d.sup.health.take();
+        let mut link = health.as_ref().map(|h| h.borrow().state);
         if d.sup.send_start {
             d.spawn_start();
         }
@@ -113,6 +118,22 @@ impl Supervisor {
                     d.reconcile_at = None;
                     Event::ReconcileDue
                 }
+                state = next_link_state(&mut health) => {
+                    let was = link.replace(state);
+                    match (was, state) {
+                        (Some(LinkState::Down), LinkState::Down) => continue,
+                        // The probe monitor saw the link die: act now, not after
+                        // `loopsBefore` missed polls.
+                        (_, LinkState::Down) => Event::LinkDown,
+                        // Back from down: ask at once instead of at the next tick.
+                        (Some(LinkState::Down), _) if waiting => Event::PollDue,
+                        (Some(LinkState::Down), _) => {
+                            d.reconcile_at = Some(Instant::now());
+                            continue;
+                        }
+                        _ => continue,
+                    }
+                }
             };
             let (machine, actions) = next(d.sup.machine.clone(), event);
             d.sup.machine = machine;
@@ -126,6 +147,17 @@ impl Supervisor {
         }
         d.sup.result
     }
+}
+
+/// The next link state the probe monitor publishes; never resolves without one.
+async fn next_link_state(health: &mut Option<watch::Receiver<Health>>) -> LinkState {
+    if let Some(rx) = health {
+        if rx.changed().await.is_ok() {
+            return rx.borrow_and_update().state;
+        }
+        *health = None;
+    }
+    std::future::pending().await
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

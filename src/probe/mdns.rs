@@ -1,0 +1,117 @@
+//! mDNS: the simulator (and a terminal) announces `_instorepay._tcp.local.` with its
+//! `deviceId`; the gateway browses for it on the interfaces the config names, so a
+//! terminal whose "fixed" IP was changed can still be found. Whatever mDNS says, the
+//! terminal is only trusted after TLS verification of the fixed name.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use tokio_util::sync::CancellationToken;
+
+pub const TERMINAL_SERVICE: &str = "_instorepay._tcp.local.";
+
+#[derive(Debug, thiserror::Error)]
+#[error("mDNS: {0}")]
+pub struct MdnsError(String);
+
+fn err(e: impl std::fmt::Display) -> MdnsError {
+    MdnsError(e.to_string())
+}
+
+/// A daemon limited to `interfaces` (all of them when empty — only for the
+/// simulator inside its own network namespace).
+fn daemon(interfaces: &[String]) -> Result<ServiceDaemon, MdnsError> {
+    let daemon = ServiceDaemon::new().map_err(err)?;
+    if !interfaces.is_empty() {
+        // Right after creation: the daemon joins every interface until told otherwise.
+        daemon.disable_interface(IfKind::All).map_err(err)?;
+        for name in interfaces {
+            daemon
+                .enable_interface(IfKind::Name(name.clone()))
+                .map_err(err)?;
+        }
+    }
+    Ok(daemon)
+}
+
+/// Announces a terminal; keep the daemon alive as long as the announcement.
+pub fn announce_terminal(
+    device_id: &str,
+    port: u16,
+    version: &str,
+    interfaces: &[String],
+) -> Result<ServiceDaemon, MdnsError> {
+    let daemon = daemon(interfaces)?;
+    let host = format!(
+        "{}.local.",
+        device_id.to_ascii_lowercase().replace('.', "-")
+    );
+    let props = [("deviceId", device_id), ("version", version)];
+    let info = ServiceInfo::new(TERMINAL_SERVICE, device_id, &host, "", port, &props[..])
+        .map_err(err)?
+        .enable_addr_auto();
+    daemon.register(info).map_err(err)?;
+    Ok(daemon)
+}
+
+/// What browsing has seen: device id → announced addresses.
+#[derive(Clone, Default)]
+pub struct Sightings {
+    inner: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
+}
+
+impl Sightings {
+    pub fn addresses(&self, device_id: &str) -> Vec<SocketAddr> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn record(&self, device_id: String, addrs: Vec<SocketAddr>) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device_id, addrs);
+    }
+}
+
+/// Browses for terminals on `interfaces` until `shutdown`.
+pub fn browse(interfaces: &[String], shutdown: CancellationToken) -> Result<Sightings, MdnsError> {
+    let daemon = daemon(interfaces)?;
+    let events = daemon.browse(TERMINAL_SERVICE).map_err(err)?;
+    let sightings = Sightings::default();
+    let seen = sightings.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                e = events.recv_async() => match e {
+                    Ok(e) => e,
+                    Err(_) => break,
+                },
+            };
+            if let ServiceEvent::ServiceResolved(info) = event {
+                let Some(device_id) = info.get_property_val_str("deviceId") else {
+                    continue;
+                };
+                let port = info.get_port();
+                let mut addrs: Vec<SocketAddr> = info
+                    .get_addresses()
+                    .iter()
+                    .map(|ip| SocketAddr::new(ip.to_ip_addr(), port))
+                    .filter(|a| !matches!(a.ip(), IpAddr::V6(v6) if v6.is_unicast_link_local()))
+                    .collect();
+                addrs.sort();
+                tracing::info!(%device_id, ?addrs, "mDNS: terminal announced");
+                seen.record(device_id.to_string(), addrs);
+            }
+        }
+        let _ = daemon.shutdown();
+    });
+    Ok(sightings)
+}
