@@ -266,3 +266,88 @@ async fn frozen_terminal_mid_sale_gives_unknown_then_the_truth() {
     assert_eq!(fin["status"], "approved", "{fin}");
     assert_eq!(fin["authorizationCode"], truth["authorizationCode"]);
 }
+
+/// Gateway and terminal both go down around an `unknown` sale: the restarted
+/// gateway keeps the sale open (no guess) and the terminal held, and reconciles
+/// once the terminal is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_restarted_while_the_terminal_is_down_reconciles_later() {
+    let w = World::new();
+    let state = w.path("terminal-state.json");
+    let state = state.to_str().unwrap();
+    let mut sim = w.sim(&[
+        "--card-time",
+        "0.05",
+        "--state",
+        state,
+        "--crash-after-outcome",
+    ]);
+    let addr = sim.addr;
+    let config = short(&w, addr);
+    let mut gw = w.gateway(&config);
+    sale_ends_unknown(&w.gateway_client(gw.addr), "BOTH-1").await;
+    assert_eq!(sim.wait_exit(Duration::from_secs(5)), Some(3));
+    gw.kill();
+
+    let gw = w.gateway(&config);
+    let c = w.gateway_client(gw.addr);
+    let (_, r) = c.get("/v1/transactions/BOTH-1").await;
+    assert!(
+        r["status"] == "unknown" || r["status"] == "in_progress",
+        "still open, never guessed: {r}"
+    );
+    let (st, body) = c.post("/v1/sale", &sale("BOTH-2", 1000)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "terminal_busy", "{body}");
+
+    let _sim = w.sim_on(addr, &["--card-time", "0.05", "--state", state]);
+    let fin = final_result(&c, "BOTH-1", Duration::from_secs(15)).await;
+    assert_eq!(fin["status"], "approved", "{fin}");
+    let names = event_names(&c, "BOTH-1").await;
+    assert!(names.iter().any(|n| n == "recovering"), "{names:?}");
+    let (st, body) = c.post("/v1/sale", &sale("BOTH-2", 1000)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+}
+
+/// SIGTERM mid-sale: the gateway stops cleanly and the next start finishes the
+/// sale from the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_mid_sale_is_resumed_at_the_next_start() {
+    let w = World::new();
+    let sim = w.sim(&["--card-time", "1.5"]);
+    let terminal = w.terminal_client(sim.addr);
+    let config = w.gateway_config(sim.addr, json!({"pollSeconds": 0.1, "timeStop": 10}));
+    let mut gw = w.gateway(&config);
+    let c = w.gateway_client(gw.addr);
+    let pos = {
+        let c = c.clone();
+        let body = serde_json::to_vec(&sale("TERM-1", 1001)).unwrap();
+        tokio::spawn(async move { c.call(hyper::Method::POST, "/v1/sale", Some(body)).await })
+    };
+    eventually(Duration::from_secs(5), "TERM-1 at the terminal", || {
+        let t = terminal.clone();
+        async move {
+            let (_, cur) = t.get("/v1/transactions/current").await;
+            (cur["transactionId"] == "TERM-1").then_some(())
+        }
+    })
+    .await;
+    signal(&gw, "-TERM");
+    assert!(
+        gw.wait_exit(Duration::from_secs(10)).is_some(),
+        "the gateway stops on SIGTERM"
+    );
+    // Whatever the POS heard, it was not a made-up outcome.
+    if let Ok((st, body)) = pos.await.unwrap() {
+        assert!(
+            st == StatusCode::GATEWAY_TIMEOUT || st == StatusCode::SERVICE_UNAVAILABLE,
+            "{st} {body}"
+        );
+    }
+    let gw = w.gateway(&config);
+    let c = w.gateway_client(gw.addr);
+    let fin = final_result(&c, "TERM-1", Duration::from_secs(15)).await;
+    assert_eq!(fin["status"], "declined", "{fin}");
+    let stats = sim_stats(&terminal).await;
+    assert_eq!(stats["startRequests"]["TERM-1"], 1, "{stats}");
+}
