@@ -351,3 +351,40 @@ async fn graceful_stop_mid_sale_is_resumed_at_the_next_start() {
     let stats = sim_stats(&terminal).await;
     assert_eq!(stats["startRequests"]["TERM-1"], 1, "{stats}");
 }
+
+/// The payment app freezes while a card is being read: the held answer does not
+/// come either, so the POS hears `unknown`; once it thaws, the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_hanging_mid_sale_gives_unknown_then_the_truth() {
+    let w = World::new();
+    let sim = w.sim(&["--card-time", "0.5"]);
+    let terminal = w.terminal_client(sim.addr);
+    let gw = w.gateway(&short(&w, sim.addr));
+    let c = w.gateway_client(gw.addr);
+    let pos = {
+        let c = c.clone();
+        tokio::spawn(async move { sale_ends_unknown(&c, "HANG-2").await })
+    };
+    eventually(Duration::from_secs(5), "HANG-2 at the terminal", || {
+        let t = terminal.clone();
+        async move {
+            let (_, cur) = t.get("/v1/transactions/current").await;
+            (cur["transactionId"] == "HANG-2").then_some(())
+        }
+    })
+    .await;
+    let (st, _) = terminal.post("/sim/faults", &json!({"hang": true})).await;
+    assert_eq!(st, StatusCode::OK);
+    pos.await.unwrap();
+    let (_, r) = c.get("/v1/transactions/HANG-2").await;
+    assert_eq!(r["status"], "unknown", "{r}");
+
+    let (st, _) = terminal.post("/sim/faults", &json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    let fin = final_result(&c, "HANG-2", Duration::from_secs(15)).await;
+    let (_, truth) = terminal.get("/v1/transactions/HANG-2").await;
+    assert_eq!(fin["status"], "approved", "{fin}");
+    assert_eq!(fin["authorizationCode"], truth["authorizationCode"]);
+    let stats = sim_stats(&terminal).await;
+    assert_eq!(stats["startRequests"]["HANG-2"], 1, "{stats}");
+}
