@@ -362,3 +362,28 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, JournalError> {
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JournalError> {
     serde_json::from_str(text).map_err(|e| JournalError::Corrupt(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `synchronous` is per connection, so only the journal's own can show it.
+    #[test]
+    fn journal_connection_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        let conn = journal.conn.lock().unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "events are deleted with their transaction");
+    }
+}

@@ -134,6 +134,8 @@ async fn start(sim: Arc<Sim>, kind: TxnKind, req: Request<Incoming>) -> HandlerR
             return Err(DropConnection);
         }
     };
+    // A frozen payment app does not deliver an answer it was holding either.
+    wait_while_hanging(&sim).await;
     let drop_it = {
         let mut faults = lock(&sim.faults);
         let drop_it = faults.drop_responses > 0;

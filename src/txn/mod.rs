@@ -213,7 +213,15 @@ impl Payments {
                 Err(SubmitError::Conflict(id))
             };
         }
-        if let Some(busy_with) = self.busy_with(&request.device_id) {
+        // A transaction whose final result is already published no longer holds the
+        // terminal, even if its task has not yet cleared the slot: a POS that has seen
+        // the result may start the next sale at once.
+        let busy = self.busy_with(&request.device_id).filter(|busy_with| {
+            lock(&self.in_flight)
+                .get(busy_with)
+                .is_none_or(|f| !f.results.borrow().status.is_final())
+        });
+        if let Some(busy_with) = busy {
             return Err(SubmitError::Busy {
                 device: request.device_id,
                 busy_with,

@@ -1,0 +1,114 @@
+//! The journal as an operator sees it: pruning keeps every unfinished transaction,
+//! the schema is versioned, and the file is in WAL mode.
+
+use ecrlink::journal::{Begin, Journal, JournalError};
+use ecrlink::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339};
+use serde_json::json;
+
+fn request(id: &str) -> PaymentRequest {
+    serde_json::from_value(json!({
+        "deviceId": "ECRLINK-SIM-0001", "transactionId": id, "paymentApp": "comercia",
+        "amount": 1000, "currencyCode": "EUR"
+    }))
+    .unwrap()
+}
+
+fn days_ago(days: i64) -> String {
+    (time::OffsetDateTime::now_utc() - time::Duration::days(days))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Journals a sale created at `created_at` and moves it to `status`.
+async fn put(j: &Journal, id: &str, created_at: String, status: TxnStatus) {
+    let req = request(id);
+    let mut result = TxnResult::pending(&req, TxnKind::Sale, created_at);
+    assert!(matches!(
+        j.begin(TxnKind::Sale, &req, &result).await.unwrap(),
+        Begin::Created
+    ));
+    if status != TxnStatus::InProgress {
+        result.status = status;
+        j.update(&result, "test", None).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pruning_deletes_old_final_entries_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("data/journal.db")).unwrap();
+    put(&j, "OLD-APPROVED", days_ago(100), TxnStatus::Approved).await;
+    put(&j, "OLD-DECLINED", days_ago(91), TxnStatus::Declined).await;
+    put(&j, "OLD-UNKNOWN", days_ago(100), TxnStatus::Unknown).await;
+    put(&j, "OLD-IN-PROGRESS", days_ago(100), TxnStatus::InProgress).await;
+    put(&j, "RECENT-APPROVED", days_ago(89), TxnStatus::Approved).await;
+    put(&j, "NEW-APPROVED", now_rfc3339(), TxnStatus::Approved).await;
+
+    assert_eq!(ecrlink::serve::prune(&j, 90).await.unwrap(), 2);
+    for gone in ["OLD-APPROVED", "OLD-DECLINED"] {
+        assert!(j.get(gone).await.unwrap().is_none(), "{gone} kept");
+        assert!(
+            j.events(gone).await.unwrap().is_empty(),
+            "{gone}'s events kept"
+        );
+    }
+    for kept in [
+        "OLD-UNKNOWN",
+        "OLD-IN-PROGRESS",
+        "RECENT-APPROVED",
+        "NEW-APPROVED",
+    ] {
+        assert!(j.get(kept).await.unwrap().is_some(), "{kept} pruned");
+    }
+    // Unfinished transactions survive any retention, even zero days.
+    assert_eq!(ecrlink::serve::prune(&j, 0).await.unwrap(), 2);
+    let open: Vec<String> = j
+        .open_transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.request.transaction_id)
+        .collect();
+    assert_eq!(open, ["OLD-UNKNOWN", "OLD-IN-PROGRESS"]);
+}
+
+#[tokio::test]
+async fn schema_version_and_wal_are_set_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let j = Journal::open(&path).unwrap();
+        put(&j, "KEEP-1", now_rfc3339(), TxnStatus::Approved).await;
+    }
+    let j = Journal::open(&path).unwrap();
+    assert_eq!(
+        j.get("KEEP-1").await.unwrap().unwrap().result.status,
+        TxnStatus::Approved
+    );
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = other
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = other
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    drop(Journal::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 7)
+        .unwrap();
+    match Journal::open(&path) {
+        Err(JournalError::TooNew {
+            found, supported, ..
+        }) => assert_eq!((found, supported), (7, 1)),
+        other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
+    }
+}
