@@ -147,6 +147,7 @@ fn payments_over(dir: &tempfile::TempDir, scripts: &[&Arc<Script>]) -> Arc<Payme
                 .iter()
                 .map(|s| Arc::new(Scripted((*s).clone())) as Arc<dyn Transport>)
                 .collect(),
+            health: None,
         }],
         CancellationToken::new(),
     )

@@ -9,7 +9,7 @@ use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence,
 
 /// Echoes sent per round at most; any reply counts, so a lost packet or two under
 /// random loss does not fail the round.
-const ECHOES_PER_ROUND: u32 = 3;
+const ECHOES_PER_ROUND: u32 = 4;
 
 pub struct Icmp {
     v4: Option<Client>,

@@ -44,12 +44,12 @@ pub fn announce_terminal(
     interfaces: &[String],
 ) -> Result<ServiceDaemon, MdnsError> {
     let daemon = daemon(interfaces)?;
-    let host = format!(
-        "{}.local.",
-        device_id.to_ascii_lowercase().replace('.', "-")
-    );
+    // Instance and host names must be unique on the link; the `deviceId` travels in the
+    // TXT record, which is what the gateway matches on.
+    let instance = format!("{device_id}-{}", std::process::id());
+    let host = format!("{}.local.", instance.to_ascii_lowercase().replace('.', "-"));
     let props = [("deviceId", device_id), ("version", version)];
-    let info = ServiceInfo::new(TERMINAL_SERVICE, device_id, &host, "", port, &props[..])
+    let info = ServiceInfo::new(TERMINAL_SERVICE, &instance, &host, "", port, &props[..])
         .map_err(err)?
         .enable_addr_auto();
     daemon.register(info).map_err(err)?;
@@ -72,11 +72,17 @@ impl Sightings {
             .unwrap_or_default()
     }
 
+    /// Adds what an announcement says. Two hosts may claim the same `deviceId` (an
+    /// impostor, or a stale record): every address is kept as a candidate, since only
+    /// the TLS handshake decides which one is the terminal.
     fn record(&self, device_id: String, addrs: Vec<SocketAddr>) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(device_id, addrs);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let known = inner.entry(device_id).or_default();
+        for addr in addrs {
+            if !known.contains(&addr) {
+                known.push(addr);
+            }
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! synchronise: waits poll a condition against a deadline.
 #![allow(dead_code)]
 
+pub mod lan;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -135,10 +137,19 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(args: &[String], log: &Path) -> Proc {
+        Proc::start_program(env!("CARGO_BIN_EXE_ecrlink"), args, log)
+    }
+
+    /// Starts `program ARGS` (e.g. `ip netns exec NS ecrlink …`), which must print
+    /// `listening on ADDR` first.
+    pub fn start_program(program: &str, args: &[String], log: &Path) -> Proc {
         let log_file = std::fs::File::create(log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ecrlink"))
+        let mut child = Command::new(program)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
