@@ -254,7 +254,8 @@ fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
         "deviceId": t.device_id,
         "address": t.address.to_string(),
         "addressSource": t.address_source,
-        "activeTransport": "direct",
+        "activeTransport": api.payments.active_transport(&t.device_id).unwrap_or("direct"),
+        "transports": api.payments.transport_details(&t.device_id),
         "busyWith": busy_with,
         "certificateExpiry": t.certificate_expiry,
     })

@@ -25,8 +25,9 @@ pub(super) const JOURNAL: &str = "journal";
 pub(super) const JOURNAL_RETENTION_DAYS: &str = "journalRetentionDays";
 pub(super) const PROBE_INTERVAL_MS: &str = "probeIntervalMs";
 pub(super) const API_KEY: &str = "apiKey";
+pub(super) const FALLBACK: &str = super::fallback::FALLBACK;
 
-pub(super) const ALL: [&str; 18] = [
+pub(super) const ALL: [&str; 19] = [
     PORT,
     URL,
     TERMINAL_IP,
@@ -45,6 +46,7 @@ pub(super) const ALL: [&str; 18] = [
     JOURNAL_RETENTION_DAYS,
     PROBE_INTERVAL_MS,
     API_KEY,
+    FALLBACK,
 ];
 
 /// Environment variables that set a key start with this (matched case-insensitively).
@@ -55,8 +57,8 @@ pub(super) fn is_secret(key: &str) -> bool {
     key == KEY || key == API_KEY
 }
 
-/// The bottom layer. `terminalIp`, `key` and `apiKey` have none: the first is required,
-/// the others are optional. The seed's values where the seed has them.
+/// The bottom layer. `terminalIp`, `key`, `apiKey` and `fallback` have none: the first is
+/// required, the others are optional. The seed's values where the seed has them.
 pub(super) fn defaults() -> Map<String, Value> {
     let defaults = json!({
         PORT: DEFAULT_PORT,
@@ -112,10 +114,10 @@ mod tests {
     fn every_key_but_the_required_and_optional_ones_has_a_default() {
         let defaults = defaults();
         for key in ALL {
-            let expected = !matches!(key, TERMINAL_IP | KEY | API_KEY);
+            let expected = !matches!(key, TERMINAL_IP | KEY | API_KEY | FALLBACK);
             assert_eq!(defaults.contains_key(key), expected, "{key}");
         }
-        assert_eq!(defaults.len(), ALL.len() - 3);
+        assert_eq!(defaults.len(), ALL.len() - 4);
     }
 
     #[test]

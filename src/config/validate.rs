@@ -67,6 +67,12 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
         .map(Duration::from_millis);
     let api_key = r.secret(API_KEY);
     let key = r.secret(KEY);
+    let fallback = super::fallback::read(
+        merged.values.get(FALLBACK),
+        merged.source(FALLBACK),
+        certs_dir.as_deref(),
+        &mut r.problems,
+    );
 
     match (
         port,
@@ -87,6 +93,7 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
         probe_interval,
         api_key,
         key,
+        fallback,
     ) {
         (
             Some(port),
@@ -107,6 +114,7 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
             Some(probe_interval),
             Some(api_key),
             Some(key),
+            Some(fallback),
         ) if r.problems.is_empty() => Ok(Config {
             listen: SocketAddr::new(listen_ip, port),
             ssl,
@@ -125,6 +133,7 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
             probe_interval,
             api_key,
             key,
+            fallback,
         }),
         _ => {
             debug_assert!(!r.problems.is_empty(), "a key failed without a problem");

@@ -5,6 +5,7 @@ pub mod machine;
 pub mod supervisor;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,19 @@ pub struct Timing {
 pub struct TerminalLink {
     pub device_id: String,
     pub transports: Vec<Arc<dyn Transport>>,
+    /// Index into `transports` that new work starts on: a switch moves it to the
+    /// fallback, the failback monitor moves it back when the direct link is healthy.
+    pub active: Arc<AtomicUsize>,
+}
+
+impl TerminalLink {
+    pub fn new(device_id: impl Into<String>, transports: Vec<Arc<dyn Transport>>) -> TerminalLink {
+        TerminalLink {
+            device_id: device_id.into(),
+            transports,
+            active: Arc::new(AtomicUsize::new(0)),
+        }
+    }
 }
 
 /// What admission decided for a request.
@@ -151,6 +165,26 @@ impl Payments {
         ids
     }
 
+    /// The name of the transport new work for `device_id` starts on (`direct`, `mqtt`).
+    pub fn active_transport(&self, device_id: &str) -> Option<&'static str> {
+        let link = self.terminals.get(device_id)?;
+        let i = link.active.load(Ordering::Relaxed);
+        link.transports.get(i).map(|t| t.name())
+    }
+
+    /// What each transport of `device_id` reports about itself (broker, presence).
+    pub fn transport_details(&self, device_id: &str) -> Vec<serde_json::Value> {
+        self.terminals
+            .get(device_id)
+            .map(|link| {
+                link.transports
+                    .iter()
+                    .filter_map(|t| t.describe())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The transaction occupying a terminal, if any.
     pub fn busy_with(&self, device_id: &str) -> Option<String> {
         lock(&self.busy).get(device_id).cloned()
@@ -218,10 +252,8 @@ impl Payments {
         }
         let mut result = TxnResult::pending(&request, kind, now_rfc3339());
         result.transport = self
-            .terminals
-            .get(&request.device_id)
-            .and_then(|t| t.transports.first())
-            .map(|t| t.name().to_string());
+            .active_transport(&request.device_id)
+            .map(str::to_string);
         // Committed before a byte goes to the terminal.
         match self.journal.begin(kind, &request, &result).await? {
             Begin::Created => {}
@@ -255,11 +287,16 @@ impl Payments {
     fn launch(self: &Arc<Self>, stored: Stored, recovering: bool) -> watch::Receiver<TxnResult> {
         let id = stored.request.transaction_id.clone();
         let device = stored.request.device_id.clone();
-        let transports = self
+        let (transports, active) = self
             .terminals
             .get(&device)
-            .map(|t| t.transports.clone())
+            .map(|t| (t.transports.clone(), t.active.clone()))
             .unwrap_or_default();
+        // New work starts where the link stands now (direct unless a switch left it on
+        // the fallback and the direct link has not been seen healthy since).
+        let start_at = active
+            .load(Ordering::Relaxed)
+            .min(transports.len().saturating_sub(1));
         let (publish, results) = watch::channel(stored.result.clone());
         let (cancel_tx, cancels) = mpsc::channel(4);
         lock(&self.in_flight).insert(
@@ -273,14 +310,17 @@ impl Payments {
         lock(&self.busy).insert(device.clone(), id.clone());
         let timing = self.timing.clone();
         let has_fallback = transports.len() > 1;
-        let machine = if recovering {
+        let mut machine = if recovering {
             Machine::recovering(timing.loops_before, timing.retries, has_fallback)
         } else {
             Machine::new(timing.loops_before, timing.retries, has_fallback)
         };
+        machine.on_fallback = start_at > 0;
         let supervisor = Supervisor {
             journal: self.journal.clone(),
             transports,
+            active,
+            start_at,
             timing,
             kind: stored.kind,
             request: stored.request,

@@ -2,6 +2,7 @@
 //! terminal answers and carries out its actions (calls, journal writes, answers).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,11 +31,17 @@ struct Completed {
     event: Event,
     note: Option<(&'static str, String)>,
     status_call: bool,
+    /// The transport that answered, when it is not the one the call was made on.
+    answered_via: Option<usize>,
 }
 
 pub struct Supervisor {
     pub journal: Journal,
     pub transports: Vec<Arc<dyn Transport>>,
+    /// The terminal's shared "where new work goes" index; switches update it.
+    pub active: Arc<AtomicUsize>,
+    /// The transport this transaction starts on.
+    pub start_at: usize,
     pub timing: Timing,
     pub kind: TxnKind,
     pub request: PaymentRequest,
@@ -61,9 +68,10 @@ impl Supervisor {
     /// the gateway shuts down, in which case the journal keeps it for the next start).
     pub async fn run(self, shutdown: CancellationToken) -> TxnResult {
         let timing = self.timing.clone();
+        let start_at = self.start_at;
         let mut d = Driver {
             sup: self,
-            active: 0,
+            active: start_at,
             calls: JoinSet::new(),
             status_call_in_flight: false,
             lookup_wanted: false,
@@ -98,6 +106,9 @@ impl Supervisor {
                         }
                         if let Some((name, detail)) = done.note {
                             d.note(name, detail).await;
+                        }
+                        if let Some(via) = done.answered_via {
+                            d.switch_to(via, "answered a reconciliation lookup").await;
                         }
                         done.event
                     }
@@ -170,6 +181,7 @@ impl Driver {
                 event,
                 note: None,
                 status_call: false,
+                answered_via: None,
             }
         });
     }
@@ -209,6 +221,7 @@ impl Driver {
                 event,
                 note,
                 status_call: true,
+                answered_via: None,
             }
         });
     }
@@ -219,22 +232,75 @@ impl Driver {
             return;
         }
         self.status_call_in_flight = true;
-        let transport = self.transport();
+        // While reconciling, any path that answers will do: a lookup only reads the
+        // terminal's record, so asking the other transport too is safe, and the truth
+        // arrives as soon as either link is back.
+        let order: Vec<usize> = if self.sup.machine.phase == Phase::Reconciling {
+            std::iter::once(self.active)
+                .chain((0..self.sup.transports.len()).filter(|&i| i != self.active))
+                .collect()
+        } else {
+            vec![self.active]
+        };
+        let transports = self.sup.transports.clone();
+        let active = self.active;
         let id = self.sup.request.transaction_id.clone();
         self.calls.spawn(async move {
-            let event = match transport.lookup(&id).await {
-                Ok(Lookup::Found(result)) => Event::LookedUp(result),
-                Ok(Lookup::NotFound) => Event::LookedUpNotFound,
-                Err(e) => Event::LookupFailed {
-                    reason: e.to_string(),
-                },
-            };
+            let mut event = None;
+            let mut answered_via = None;
+            for i in order {
+                let Some(transport) = transports.get(i) else {
+                    continue;
+                };
+                match transport.lookup(&id).await {
+                    Ok(lookup) => {
+                        event = Some(match lookup {
+                            Lookup::Found(result) => Event::LookedUp(result),
+                            Lookup::NotFound => Event::LookedUpNotFound,
+                        });
+                        answered_via = (i != active).then_some(i);
+                        break;
+                    }
+                    Err(e) => {
+                        // The first (active) transport's failure is the one reported.
+                        if event.is_none() {
+                            event = Some(Event::LookupFailed {
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
             Completed {
-                event,
+                event: event.unwrap_or(Event::LookupFailed {
+                    reason: "no transport configured".into(),
+                }),
                 note: None,
                 status_call: true,
+                answered_via,
             }
         });
+    }
+
+    /// Moves this transaction (and the terminal's new work) to transport `to`; journaled.
+    async fn switch_to(&mut self, to: usize, why: &str) {
+        if to == self.active || to >= self.sup.transports.len() {
+            return;
+        }
+        let from = self.transport().name();
+        self.active = to;
+        self.sup.active.store(to, Ordering::Relaxed);
+        let name = self.transport().name();
+        self.sup.result.transport = Some(name.to_string());
+        tracing::warn!(
+            transaction_id = %self.sup.request.transaction_id,
+            from, to = name, why, "transport switch"
+        );
+        self.record(
+            events::TRANSPORT_SWITCH,
+            Some(format!("{from} -> {name} ({why})")),
+        )
+        .await;
     }
 
     async fn apply(&mut self, action: Action) {
@@ -254,16 +320,7 @@ impl Driver {
                 self.record(events::UNKNOWN, None).await;
                 self.sup.publish.send_replace(self.sup.result.clone());
             }
-            Action::SwitchToFallback => {
-                if self.sup.transports.len() > 1 {
-                    let from = self.transport().name();
-                    self.active = 1;
-                    let to = self.transport().name();
-                    self.sup.result.transport = Some(to.to_string());
-                    self.record(events::TRANSPORT_SWITCH, Some(format!("{from} -> {to}")))
-                        .await;
-                }
-            }
+            Action::SwitchToFallback => self.switch_to(1, "direct link failed").await,
             Action::ScheduleReconcile(attempt) => {
                 self.reconcile_at =
                     Some(Instant::now() + reconcile_delay(self.sup.timing.poll, attempt));
