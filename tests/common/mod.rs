@@ -4,6 +4,9 @@
 //! synchronise: waits poll a condition against a deadline.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
