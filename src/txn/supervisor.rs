@@ -301,6 +301,8 @@ impl Driver {
             Some(format!("{from} -> {name} ({why})")),
         )
         .await;
+        // Live readers (GET /v1/transactions/{id}) see the switch at once.
+        self.sup.publish.send_replace(self.sup.result.clone());
     }
 
     async fn apply(&mut self, action: Action) {

@@ -73,7 +73,7 @@ impl Broker {
                  listener {port} 127.0.0.1\n\
                  cafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
                  require_certificate true\nuse_identity_as_username true\n\
-                 acl_file {acl}\npersistence false\n\
+                 acl_file {acl}\npersistence false\nset_tcp_nodelay true\n\
                  log_dest stderr\nlog_type all\nconnection_messages true\n",
                 user = current_user(),
                 ca = certs.join(pki::CA_CERT).display(),

@@ -86,6 +86,8 @@ impl Session {
         eventloop
             .network_options
             .set_connection_timeout(CONNECT_TIMEOUT_SECS);
+        // Small request/answer packets: Nagle + delayed ACK would add ~40 ms per hop.
+        eventloop.network_options.set_tcp_nodelay(true);
         let (connected_tx, connected) = watch::channel(false);
         let (incoming_tx, incoming) = mpsc::channel(256);
         let session = Session {
