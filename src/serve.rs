@@ -152,9 +152,10 @@ impl Gateway {
     }
 }
 
-/// While new work goes to the fallback, checks the direct link every `interval` (TCP
-/// connect + verified TLS handshake, nothing sent) and moves new work back to it as
-/// soon as it is healthy. Transactions already running stay where they are.
+/// While new work goes to the fallback, checks the direct link every `interval` (the
+/// terminal's `getVersion`: connect, verified TLS and an answer from its payment app, so
+/// a frozen app does not count as healthy) and moves new work back to it as soon as it
+/// answers. Transactions already running stay where they are.
 async fn watch_failback(
     direct: TerminalClient,
     active: Arc<AtomicUsize>,
@@ -169,7 +170,7 @@ async fn watch_failback(
         if active.load(Ordering::Relaxed) == 0 {
             continue;
         }
-        if direct.handshake().await.is_ok() && active.swap(0, Ordering::Relaxed) != 0 {
+        if direct.version().await.is_ok() && active.swap(0, Ordering::Relaxed) != 0 {
             tracing::warn!(
                 terminal = %direct.addr(),
                 "direct link healthy again: new work goes direct (failback)"

@@ -211,6 +211,44 @@ async fn failback_sends_new_work_direct_once_the_link_is_healthy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_started_on_the_fallback_goes_direct_when_the_broker_is_down() {
+    if !Broker::available() {
+        return;
+    }
+    // No failback by the monitor during this test: new work stays on MQTT.
+    let mut shop = Shop::open("0.2", json!({"probeIntervalMs": 3_600_000})).await;
+    shop.proxy.cut();
+    let (_, first) = shop.sale("SYM-1", 500).await.await.unwrap();
+    assert_eq!(first["transport"], "mqtt", "{first}");
+    assert_eq!(shop.active_transport().await, "mqtt");
+
+    shop.broker.stop();
+    shop.proxy.restore().await;
+    eventually(
+        Duration::from_secs(5),
+        "the gateway to see the broker gone",
+        || async {
+            let (_, terminals) = shop.api.get("/v1/terminals").await;
+            (terminals[0]["transports"][0]["brokerConnected"] == false).then_some(())
+        },
+    )
+    .await;
+    let (status, second) = shop.sale("SYM-2", 600).await.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{second}\n{}", shop.logs());
+    assert_eq!(second["status"], "approved");
+    assert_eq!(second["transport"], "direct", "{second}");
+    let events = shop.events("SYM-2").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("transport_switch mqtt -> direct")),
+        "{events:?}"
+    );
+    assert_eq!(shop.starts("SYM-2").await, 1);
+    assert_eq!(shop.active_transport().await, "direct");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_paths_down_gives_unknown_then_the_direct_link_reconciles() {
     if !Broker::available() {
         return;
@@ -361,6 +399,43 @@ async fn one_request_on_both_transports_is_one_charge() {
         Lookup::Found(over_https.clone())
     );
     assert_eq!(mqtt.lookup("NOPE").await.unwrap(), Lookup::NotFound);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_drops_an_expired_request() {
+    use ecrlink::transport::mqtt::wire::{self, MqttRequest, Op};
+    if !Broker::available() {
+        return;
+    }
+    let world = World::new();
+    let broker = Broker::start(&world).await;
+    let sim = world.sim(&["--card-time", "0", "--mqtt", &broker.url()]);
+    let shutdown = CancellationToken::new();
+    let link = mqtt_link(&broker, "test-expiry", &shutdown).await;
+    // A sale that spent too long on its way (a persistent session delivering it late).
+    let stale = MqttRequest {
+        request_id: "stale-1".into(),
+        op: Op::Start,
+        expires_at: "2020-01-01T00:00:00Z".into(),
+        transaction_id: Some("EXP-1".into()),
+        kind: Some(TxnKind::Sale),
+        request: Some(payment("EXP-1")),
+    };
+    link.session()
+        .publish(
+            wire::request_topic(DEVICE),
+            serde_json::to_vec(&stale).unwrap(),
+            false,
+        )
+        .unwrap();
+    // Requests are handled in order: by the time the lookup is answered the stale
+    // start has been read and dropped.
+    let mqtt = link.transport(DEVICE, Duration::from_secs(5));
+    assert_eq!(mqtt.lookup("EXP-1").await.unwrap(), Lookup::NotFound);
+    let stats = sim_stats(&world.terminal_client(sim.addr)).await;
+    assert!(stats["startRequests"].get("EXP-1").is_none(), "{stats}");
+    assert!(sim.log_text().contains("expired MQTT request dropped"));
     shutdown.cancel();
 }
 

@@ -310,12 +310,12 @@ impl Payments {
         lock(&self.busy).insert(device.clone(), id.clone());
         let timing = self.timing.clone();
         let has_fallback = transports.len() > 1;
-        let mut machine = if recovering {
+        // `has_fallback` means "another transport to switch to", whichever it starts on.
+        let machine = if recovering {
             Machine::recovering(timing.loops_before, timing.retries, has_fallback)
         } else {
             Machine::new(timing.loops_before, timing.retries, has_fallback)
         };
-        machine.on_fallback = start_at > 0;
         let supervisor = Supervisor {
             journal: self.journal.clone(),
             transports,

@@ -322,7 +322,14 @@ impl Driver {
                 self.record(events::UNKNOWN, None).await;
                 self.sup.publish.send_replace(self.sup.result.clone());
             }
-            Action::SwitchToFallback => self.switch_to(1, "direct link failed").await,
+            // The machine switches once; from the transport the transaction started on
+            // to the other one. A sale that started on the fallback (the direct link was
+            // down a moment ago) thus still gets the direct link if the broker fails it.
+            Action::SwitchToFallback => {
+                let to = usize::from(self.active == 0);
+                let why = format!("{} link failed", self.transport().name());
+                self.switch_to(to, &why).await
+            }
             Action::ScheduleReconcile(attempt) => {
                 self.reconcile_at =
                     Some(Instant::now() + reconcile_delay(self.sup.timing.poll, attempt));
