@@ -40,6 +40,7 @@ pub struct Gateway {
     tls: Option<Arc<rustls::ServerConfig>>,
     retention_days: u32,
     failback: Option<tokio::task::JoinHandle<()>>,
+    mqtt_link: Option<Arc<MqttLink>>,
 }
 
 impl Gateway {
@@ -74,6 +75,7 @@ impl Gateway {
             TerminalClient::new(config.terminal_addr, terminal_tls, config.static_ip_timeout)
                 .with_call_timeout(status_call_timeout(config.poll_interval));
         let mut transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client.clone()))];
+        let mut mqtt_link = None;
         match (config.mqtt_fallback(), &config.fallback) {
             (Some(mqtt), _) => {
                 let tls =
@@ -89,6 +91,7 @@ impl Gateway {
                     &config.device_id,
                     status_call_timeout(config.poll_interval),
                 )));
+                mqtt_link = Some(link);
             }
             (None, Some(_)) => tracing::warn!(
                 "\"fallback\" is configured but \"startTecnology\" is \"none\": the MQTT fallback is off"
@@ -127,6 +130,7 @@ impl Gateway {
             tls: api_tls,
             retention_days: config.journal_retention_days,
             failback,
+            mqtt_link,
         })
     }
 
@@ -148,6 +152,9 @@ impl Gateway {
         let _ = pruner.await;
         if let Some(failback) = self.failback {
             let _ = failback.await;
+        }
+        if let Some(link) = self.mqtt_link {
+            link.stopped().await;
         }
     }
 }

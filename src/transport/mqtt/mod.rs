@@ -69,6 +69,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct MqttLink {
     session: Session,
     shared: Arc<Shared>,
+    /// The connection and dispatch tasks, awaited by [`MqttLink::stopped`].
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl MqttLink {
@@ -88,10 +90,22 @@ impl MqttLink {
             last_will: None,
             announce: None,
         };
-        let (session, incoming, _task) = Session::start(config, shutdown, None);
+        let (session, incoming, connection) = Session::start(config, shutdown, None);
         let shared = Arc::new(Shared::default());
-        tokio::spawn(dispatch(incoming, shared.clone()));
-        Arc::new(MqttLink { session, shared })
+        let dispatcher = tokio::spawn(dispatch(incoming, shared.clone()));
+        Arc::new(MqttLink {
+            session,
+            shared,
+            tasks: Mutex::new(vec![connection, dispatcher]),
+        })
+    }
+
+    /// Waits for the link's tasks to end (after the shutdown token fired).
+    pub async fn stopped(&self) {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     pub fn session(&self) -> &Session {
