@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{Action, Event, FailCode, Machine, Outcome, Phase, next};
 use super::{Timing, events};
+use crate::constants::MQTT_QUEUED_REQUEST_HORIZON;
 use crate::http::client::ClientError;
 use crate::journal::Journal;
 use crate::terminal::wire::{
@@ -55,6 +56,8 @@ pub struct Supervisor {
 
 struct Driver {
     sup: Supervisor,
+    /// Before this instant a lookup's "not found" is not taken as final (see `run`).
+    not_found_final_at: Option<Instant>,
     active: usize,
     calls: JoinSet<Completed>,
     status_call_in_flight: bool,
@@ -69,7 +72,14 @@ impl Supervisor {
     pub async fn run(self, shutdown: CancellationToken) -> TxnResult {
         let timing = self.timing.clone();
         let start_at = self.start_at;
+        // A transaction resumed after a restart may have left a start request queued on
+        // the broker for an offline terminal; until that request has expired, "not
+        // found" does not prove it will never run.
+        let not_found_final_at = (!self.send_start && self.transports.len() > 1)
+            .then(|| queued_request_horizon(&self.result.started_at))
+            .flatten();
         let mut d = Driver {
+            not_found_final_at,
             sup: self,
             active: start_at,
             calls: JoinSet::new(),
@@ -125,6 +135,7 @@ impl Supervisor {
                     Event::ReconcileDue
                 }
             };
+            let event = d.hold_not_found(event).await;
             let (machine, actions) = next(d.sup.machine.clone(), event);
             d.sup.machine = machine;
             for action in actions {
@@ -147,6 +158,21 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Driver {
+    /// Turns "not found" into a failed lookup (retried later) while a request for this
+    /// transaction may still be waiting on the broker.
+    async fn hold_not_found(&mut self, event: Event) -> Event {
+        match (event, self.not_found_final_at) {
+            (Event::LookedUpNotFound, Some(at)) if Instant::now() < at => {
+                let reason = "not found yet, but a start request may still be queued on the \
+                              MQTT broker until it expires"
+                    .to_string();
+                self.note(events::POLLED, reason.clone()).await;
+                Event::LookupFailed { reason }
+            }
+            (event, _) => event,
+        }
+    }
+
     fn transport(&self) -> Arc<dyn Transport> {
         self.sup.transports[self.active.min(self.sup.transports.len() - 1)].clone()
     }
@@ -451,6 +477,20 @@ impl Driver {
     }
 }
 
+/// When every start request a transaction that began at `started_at` (RFC 3339) may
+/// have left on the broker has expired, as an `Instant`; `None` if already past or
+/// unreadable.
+fn queued_request_horizon(started_at: &str) -> Option<Instant> {
+    let started =
+        time::OffsetDateTime::parse(started_at, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let elapsed = time::OffsetDateTime::now_utc() - started;
+    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+    MQTT_QUEUED_REQUEST_HORIZON
+        .checked_sub(elapsed)
+        .map(|left| Instant::now() + left)
+}
+
 /// 0 → at once; then the poll interval, doubling up to [`RECONCILE_MAX_BACKOFF`].
 pub fn reconcile_delay(poll: Duration, attempt: u32) -> Duration {
     if attempt == 0 {
@@ -458,4 +498,28 @@ pub fn reconcile_delay(poll: Duration, attempt: u32) -> Duration {
     }
     let factor = 1u32 << (attempt - 1).min(16);
     poll.saturating_mul(factor).min(RECONCILE_MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_request_horizon_counts_from_the_start() {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let fresh = queued_request_horizon(&fmt(now)).expect("just started");
+        let left = fresh - Instant::now();
+        assert!(
+            left > MQTT_QUEUED_REQUEST_HORIZON - Duration::from_secs(5),
+            "{left:?}"
+        );
+        let older = queued_request_horizon(&fmt(now - Duration::from_secs(100))).unwrap();
+        assert!(older - Instant::now() < Duration::from_secs(61));
+        assert!(queued_request_horizon(&fmt(now - Duration::from_secs(600))).is_none());
+        assert!(queued_request_horizon("yesterday").is_none());
+    }
 }
