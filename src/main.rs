@@ -124,7 +124,7 @@ struct SimArgs {
     /// Fault: complete the next N payments but drop their answers.
     #[arg(long = "drop-responses", default_value_t = 0)]
     drop_responses: u32,
-    /// Fault: answer nothing at all (a frozen payment app).
+    /// Fault: answer nothing over HTTPS (a frozen REST listener; the MQTT side still answers).
     #[arg(long)]
     hang: bool,
     /// Fault: leave the next N status calls unanswered.

@@ -27,7 +27,8 @@ pub use state::StateError;
 pub struct Faults {
     /// The next N payments complete, but their answer is dropped (connection closed).
     pub drop_responses: u32,
-    /// Answer no protocol request at all until cleared (a frozen payment app).
+    /// Answer no protocol request over HTTPS until cleared (a frozen REST listener); the
+    /// MQTT side, if any, keeps answering.
     pub hang: bool,
     /// The next N status calls (`current` and lookups) get no answer.
     pub ignore_polls: u32,
