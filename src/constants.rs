@@ -33,3 +33,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Deadline for a short terminal call (status poll, lookup, cancel, version) once connected.
 pub const TERMINAL_SHORT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a start request may wait on the MQTT broker and still be run: its
+/// `expiresAt` (at most `transport::mqtt::START_REQUEST_TTL`, 30 s) after a resend that
+/// can come up to `staticIptimeOut` (at most 120 s) after admission, plus 10 s of clock
+/// skew. A transaction resumed after a restart is not declared "never arrived" sooner.
+pub const MQTT_QUEUED_REQUEST_HORIZON: Duration = Duration::from_secs(160);

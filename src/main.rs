@@ -17,7 +17,8 @@ use ecrlink::config::{self, Overrides};
 use ecrlink::constants::DEFAULT_DEVICE_ID;
 use ecrlink::pki::{self, InitOptions};
 use ecrlink::serve::Gateway;
-use ecrlink::sim::{Faults, SimOptions, Simulator};
+use ecrlink::sim::{Faults, SimMqtt, SimOptions, Simulator};
+use ecrlink::transport::mqtt::wire::BrokerUrl;
 
 const DEFAULT_CONFIG: &str = "config/config.json";
 
@@ -37,7 +38,7 @@ enum Command {
     /// Create and inspect the private PKI (CA, terminal, gateway and client certificates).
     #[command(subcommand)]
     Certs(CertsCommand),
-    /// Run the terminal simulator ("dummy mode") over HTTPS.
+    /// Run the terminal simulator ("dummy mode") over HTTPS, and over MQTT with --mqtt.
     Sim(SimArgs),
     /// Run the gateway.
     Serve(ServeArgs),
@@ -123,7 +124,7 @@ struct SimArgs {
     /// Fault: complete the next N payments but drop their answers.
     #[arg(long = "drop-responses", default_value_t = 0)]
     drop_responses: u32,
-    /// Fault: answer nothing at all (a frozen payment app).
+    /// Fault: answer nothing over HTTPS (a frozen REST listener; the MQTT side still answers).
     #[arg(long)]
     hang: bool,
     /// Fault: leave the next N status calls unanswered.
@@ -139,6 +140,10 @@ struct SimArgs {
     /// Limit the mDNS announcement to this interface (repeatable).
     #[arg(long = "mdns-interface")]
     mdns_interfaces: Vec<String>,
+    /// Also serve over MQTT through this broker (mqtts://IP:PORT), as the terminal, with
+    /// device-<device-id>.pem/.key and ca.pem from --certs.
+    #[arg(long)]
+    mqtt: Option<String>,
 }
 
 #[derive(Args)]
@@ -285,7 +290,26 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
         &args.certs.join(pki::TERMINAL_KEY),
     )
     .with_context(|| format!("terminal certificate in {}", args.certs.display()))?;
+    let mqtt = match &args.mqtt {
+        Some(url) => {
+            let broker = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
+            let cert = args.certs.join(format!("device-{}.pem", args.device_id));
+            let key = args.certs.join(format!("device-{}.key", args.device_id));
+            let tls = ecrlink::tls::client_config(&args.certs.join(pki::CA_CERT), Some((&cert, &key)))
+                .with_context(|| {
+                    format!(
+                        "MQTT identity in {} (issue it with `ecrlink certs device --dir {} --device-id {}`)",
+                        args.certs.display(),
+                        args.certs.display(),
+                        args.device_id
+                    )
+                })?;
+            Some(SimMqtt { broker, tls })
+        }
+        None => None,
+    };
     let simulator = Simulator::new(SimOptions {
+        mqtt,
         device_id: args.device_id.clone(),
         card_time: Duration::from_secs_f64(args.card_time),
         state_file: args.state.clone(),

@@ -2,6 +2,7 @@
 //! journal (with recovery and retention), transports, and the API server.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::terminal::{TerminalAddress, TerminalClient};
 use crate::tls::{self, TlsError};
 use crate::transport::Transport;
 use crate::transport::direct::Direct;
+use crate::transport::mqtt::MqttLink;
 use crate::txn::{Payments, TerminalLink, Timing};
 
 /// How often old journal entries are pruned while running.
@@ -26,6 +28,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 pub enum ServeError {
     #[error("TLS material in {dir}: {source} (create it with `ecrlink certs init --dir {dir}`)")]
     Tls { dir: String, source: TlsError },
+    #[error(
+        "MQTT fallback to {broker}: {source} (issue the files with `ecrlink certs init`, or set fallback.mqtt.clientCert/clientKey/caCert)"
+    )]
+    Fallback { broker: String, source: TlsError },
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -36,6 +42,8 @@ pub struct Gateway {
     tls: Option<Arc<rustls::ServerConfig>>,
     retention_days: u32,
     monitors: Vec<tokio::task::JoinHandle<()>>,
+    failback: Option<tokio::task::JoinHandle<()>>,
+    mqtt_link: Option<Arc<MqttLink>>,
 }
 
 impl Gateway {
@@ -98,23 +106,47 @@ impl Gateway {
             sightings,
             shutdown.clone(),
         );
-        let transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client))];
+        let mut transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client.clone()))];
+        let mut mqtt_link = None;
+        match (config.mqtt_fallback(), &config.fallback) {
+            (Some(mqtt), _) => {
+                let tls =
+                    tls::client_config(&mqtt.ca_cert, Some((&mqtt.client_cert, &mqtt.client_key)))
+                        .map_err(|source| ServeError::Fallback {
+                            broker: mqtt.broker.to_string(),
+                            source,
+                        })?;
+                let link =
+                    MqttLink::start(mqtt.broker, tls, pki::GATEWAY_CLIENT_CN, shutdown.clone());
+                tracing::info!(broker = %mqtt.broker, "MQTT fallback configured");
+                transports.push(Arc::new(link.transport(
+                    &config.device_id,
+                    status_call_timeout(config.poll_interval),
+                )));
+                mqtt_link = Some(link);
+            }
+            (None, Some(_)) => tracing::warn!(
+                "\"fallback\" is configured but \"startTecnology\" is \"none\": the MQTT fallback is off"
+            ),
+            (None, None) => {}
+        }
+        let link =
+            TerminalLink::new(config.device_id.clone(), transports).with_health(health.clone());
+        let failback = (link.transports.len() > 1).then(|| {
+            tokio::spawn(watch_failback(
+                client,
+                link.active.clone(),
+                config.probe_interval,
+                shutdown.clone(),
+            ))
+        });
         let timing = Timing {
             poll: config.poll_interval,
             time_stop: config.time_stop,
             loops_before: config.loops_before,
             retries: config.retries,
         };
-        let payments = Payments::new(
-            journal,
-            timing,
-            vec![TerminalLink {
-                device_id: config.device_id.clone(),
-                transports,
-                health: Some(health.clone()),
-            }],
-            shutdown,
-        );
+        let payments = Payments::new(journal, timing, vec![link], shutdown);
         let resumed = payments.recover().await?;
         if resumed > 0 {
             tracing::warn!(resumed, "unfinished transactions resumed from the journal");
@@ -129,6 +161,8 @@ impl Gateway {
             tls: api_tls,
             retention_days: config.journal_retention_days,
             monitors: vec![monitor],
+            failback,
+            mqtt_link,
         })
     }
 
@@ -150,6 +184,39 @@ impl Gateway {
         let _ = pruner.await;
         for monitor in self.monitors {
             let _ = monitor.await;
+        }
+        if let Some(failback) = self.failback {
+            let _ = failback.await;
+        }
+        if let Some(link) = self.mqtt_link {
+            link.stopped().await;
+        }
+    }
+}
+
+/// While new work goes to the fallback, checks the direct link every `interval` (the
+/// terminal's `getVersion`: connect, verified TLS and an answer from its payment app, so
+/// a frozen app does not count as healthy) and moves new work back to it as soon as it
+/// answers. Transactions already running stay where they are.
+async fn watch_failback(
+    direct: TerminalClient,
+    active: Arc<AtomicUsize>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if active.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        if direct.version().await.is_ok() && active.swap(0, Ordering::Relaxed) != 0 {
+            tracing::warn!(
+                terminal = %direct.address().get().0,
+                "direct link healthy again: new work goes direct (failback)"
+            );
         }
     }
 }

@@ -100,3 +100,62 @@ fn demo_smoke_runs_a_sale_end_to_end() {
     assert!(t.contains("approved sale 10.00 EUR"), "{t}");
     assert!(t.contains("smoke test passed"), "{t}");
 }
+
+#[test]
+fn sim_mqtt_needs_an_mqtts_url_and_the_device_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs = certs.to_str().unwrap();
+    assert!(ecrlink(&["certs", "init", "--dir", certs]).status.success());
+    let plain = ecrlink(&[
+        "sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--certs",
+        certs,
+        "--mqtt",
+        "mqtt://127.0.0.1:1883",
+    ]);
+    assert!(!plain.status.success());
+    assert!(text(&plain).contains("mqtts://"), "{}", text(&plain));
+    // No device certificate yet: the error says how to make one.
+    let missing = ecrlink(&[
+        "sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--certs",
+        certs,
+        "--mqtt",
+        "mqtts://127.0.0.1:8883",
+    ]);
+    assert!(!missing.status.success());
+    let t = text(&missing);
+    assert!(t.contains("ecrlink certs device"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn serve_with_a_fallback_but_no_client_certificate_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    assert!(
+        ecrlink(&["certs", "init", "--dir", certs.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let cfg = dir.path().join("c.json");
+    let body = serde_json::json!({
+        "terminalIp": "127.0.0.1:9", "port": "0", "certsDir": certs, "journal": dir.path().join("j.db"),
+        "startTecnology": "mqtt",
+        "fallback": {"mqtt": {"url": "mqtts://127.0.0.1:8883", "clientCert": dir.path().join("nope.pem")}},
+    });
+    std::fs::write(&cfg, body.to_string()).unwrap();
+    let out = ecrlink(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MQTT fallback") && err.contains("nope.pem"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

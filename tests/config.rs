@@ -363,6 +363,39 @@ fn effective_uses_seed_names_and_loads_back() {
 }
 
 #[test]
+fn mqtt_fallback_defaults_to_the_certs_dir_and_none_turns_it_off() {
+    let text = r#"{"terminalIp": "10.0.0.5", "certsDir": "/etc/ecrlink", "startTecnology": "mqtt",
+                   "fallback": {"mqtt": {"url": "mqtts://10.0.0.2", "caCert": "other-ca.pem"}}}"#;
+    let config = from_text(text).unwrap();
+    let mqtt = config.mqtt_fallback().expect("fallback on");
+    assert_eq!(mqtt.broker.to_string(), "mqtts://10.0.0.2:8883");
+    assert_eq!(mqtt.client_cert, Path::new("/etc/ecrlink/client.pem"));
+    assert_eq!(mqtt.client_key, Path::new("/etc/ecrlink/client.key"));
+    assert_eq!(mqtt.ca_cert, Path::new("other-ca.pem"));
+    // The effective view shows the resolved paths and loads back into the same Config.
+    let effective = config.effective();
+    assert_eq!(
+        effective["fallback"]["mqtt"]["url"],
+        "mqtts://10.0.0.2:8883"
+    );
+    let mut again = effective.clone();
+    again.as_object_mut().unwrap().remove("key");
+    assert_eq!(from_text(&again.to_string()).unwrap(), config);
+
+    let off = from_text(&text.replace(
+        "\"startTecnology\": \"mqtt\"",
+        "\"startTecnology\": \"NONE\"",
+    ))
+    .unwrap();
+    assert_eq!(off.start_technology, StartTechnology::None);
+    assert!(off.fallback.is_some() && off.mqtt_fallback().is_none());
+    // Without the key there is no fallback, and the effective view has no such key.
+    let plain = from_text(r#"{"terminalIp": "10.0.0.5", "startTecnology": "pushy"}"#).unwrap();
+    assert!(plain.mqtt_fallback().is_none());
+    assert!(plain.effective().get("fallback").is_none());
+}
+
+#[test]
 fn load_explicit_missing_file_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nope.json");

@@ -141,14 +141,13 @@ fn payments_over(dir: &tempfile::TempDir, scripts: &[&Arc<Script>]) -> Arc<Payme
             loops_before: 3,
             retries: 600,
         },
-        vec![TerminalLink {
-            device_id: DEVICE.into(),
-            transports: scripts
+        vec![TerminalLink::new(
+            DEVICE,
+            scripts
                 .iter()
                 .map(|s| Arc::new(Scripted((*s).clone())) as Arc<dyn Transport>)
                 .collect(),
-            health: None,
-        }],
+        )],
         CancellationToken::new(),
     )
 }

@@ -250,7 +250,12 @@ pub(super) fn result_response(mut r: TxnResult) -> Response<Body> {
 
 fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
     let mut view = serde_json::to_value(&*t.health.borrow()).unwrap_or_else(|_| json!({}));
-    view["activeTransport"] = json!("direct");
+    view["activeTransport"] = json!(
+        api.payments
+            .active_transport(&t.device_id)
+            .unwrap_or("direct")
+    );
+    view["transports"] = json!(api.payments.transport_details(&t.device_id));
     view["busyWith"] = json!(api.payments.busy_with(&t.device_id));
     view
 }

@@ -28,8 +28,9 @@ pub(super) const API_KEY: &str = "apiKey";
 pub(super) const PROBE_DOWN_AFTER: &str = "probeDownAfter";
 pub(super) const PROBE_UP_AFTER: &str = "probeUpAfter";
 pub(super) const MDNS: &str = "mdns";
+pub(super) const FALLBACK: &str = super::fallback::FALLBACK;
 
-pub(super) const ALL: [&str; 21] = [
+pub(super) const ALL: [&str; 22] = [
     PORT,
     URL,
     TERMINAL_IP,
@@ -51,6 +52,7 @@ pub(super) const ALL: [&str; 21] = [
     PROBE_DOWN_AFTER,
     PROBE_UP_AFTER,
     MDNS,
+    FALLBACK,
 ];
 
 /// Environment variables that set a key start with this (matched case-insensitively).
@@ -61,8 +63,8 @@ pub(super) fn is_secret(key: &str) -> bool {
     key == KEY || key == API_KEY
 }
 
-/// The bottom layer. `terminalIp`, `key` and `apiKey` have none: the first is required,
-/// the others are optional. The seed's values where the seed has them.
+/// The bottom layer. `terminalIp`, `key`, `apiKey` and `fallback` have none: the first is
+/// required, the others are optional. The seed's values where the seed has them.
 pub(super) fn defaults() -> Map<String, Value> {
     let defaults = json!({
         PORT: DEFAULT_PORT,
@@ -121,10 +123,10 @@ mod tests {
     fn every_key_but_the_required_and_optional_ones_has_a_default() {
         let defaults = defaults();
         for key in ALL {
-            let expected = !matches!(key, TERMINAL_IP | KEY | API_KEY);
+            let expected = !matches!(key, TERMINAL_IP | KEY | API_KEY | FALLBACK);
             assert_eq!(defaults.contains_key(key), expected, "{key}");
         }
-        assert_eq!(defaults.len(), ALL.len() - 3);
+        assert_eq!(defaults.len(), ALL.len() - 4);
     }
 
     #[test]

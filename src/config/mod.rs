@@ -5,6 +5,7 @@
 //! environment or a config file. `config/examples/README.md` explains every key.
 
 mod error;
+mod fallback;
 mod keys;
 mod layers;
 mod types;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use error::{ConfigError, Problem};
+pub use fallback::MqttFallback;
 pub use types::{Mode, Secret, StartTechnology};
 
 use layers::Origin;
@@ -63,6 +65,8 @@ pub struct Config {
     /// The seed's `key` (vendor installation key): accepted for compatibility, unused,
     /// since ecrlink pairs by certificates.
     pub key: Option<Secret>,
+    /// `fallback.mqtt`, as configured; [`Config::mqtt_fallback`] says whether it is on.
+    pub fallback: Option<MqttFallback>,
 }
 
 /// `mdns: { "enabled": bool, "interfaces": ["eth0", …] }`.
@@ -148,6 +152,13 @@ fn build(
 }
 
 impl Config {
+    /// The MQTT fallback if it is configured and `startTecnology` is not `"none"`.
+    pub fn mqtt_fallback(&self) -> Option<&MqttFallback> {
+        self.fallback
+            .as_ref()
+            .filter(|_| self.start_technology.wants_push_fallback())
+    }
+
     /// The effective configuration in the seed's key names, as `ecrlink config check`
     /// prints it: secrets as "***", durations in seconds (`probeIntervalMs` in ms).
     /// Without the secrets it loads back into the same `Config`.
@@ -158,7 +169,7 @@ impl Config {
             0 => json!(d.as_secs()),
             _ => json!(d.as_secs_f64()),
         };
-        json!({
+        let mut effective = json!({
             keys::PORT: self.listen.port(),
             keys::URL: self.listen.ip().to_string(),
             keys::TERMINAL_IP: self.terminal_addr.to_string(),
@@ -180,6 +191,10 @@ impl Config {
             keys::PROBE_DOWN_AFTER: self.probe_down_after,
             keys::PROBE_UP_AFTER: self.probe_up_after,
             keys::MDNS: { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
-        })
+        });
+        if let (Some(fallback), Value::Object(map)) = (&self.fallback, &mut effective) {
+            map.insert(keys::FALLBACK.to_string(), fallback.effective());
+        }
+        effective
     }
 }

@@ -75,6 +75,12 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
         .integer(PROBE_UP_AFTER, 1, MAX_PROBE_ROUNDS)
         .map(|n| n as u32);
     let mdns = r.mdns();
+    let fallback = super::fallback::read(
+        merged.values.get(FALLBACK),
+        merged.source(FALLBACK),
+        certs_dir.as_deref(),
+        &mut r.problems,
+    );
 
     match (
         port,
@@ -95,6 +101,7 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
         probe_interval,
         api_key,
         key,
+        fallback,
     ) {
         (
             Some(port),
@@ -115,6 +122,7 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
             Some(probe_interval),
             Some(api_key),
             Some(key),
+            Some(fallback),
         ) if r.problems.is_empty() => Ok(Config {
             listen: SocketAddr::new(listen_ip, port),
             ssl,
@@ -136,6 +144,7 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
             probe_down_after: probe_down_after.unwrap_or_default(),
             probe_up_after: probe_up_after.unwrap_or_default(),
             mdns: mdns.unwrap_or_default(),
+            fallback,
         }),
         _ => {
             debug_assert!(!r.problems.is_empty(), "a key failed without a problem");

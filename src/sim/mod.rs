@@ -2,6 +2,7 @@
 //! HTTPS, card outcomes chosen by amount, and fault knobs for the tests. It is a
 //! separate command; `serve` never exposes any of it.
 
+mod mqtt;
 mod routes;
 pub mod state;
 
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::constants::DEFAULT_DEVICE_ID;
+pub use mqtt::SimMqtt;
 use state::SimState;
 pub use state::StateError;
 
@@ -25,7 +27,8 @@ pub use state::StateError;
 pub struct Faults {
     /// The next N payments complete, but their answer is dropped (connection closed).
     pub drop_responses: u32,
-    /// Answer no protocol request at all until cleared (a frozen payment app).
+    /// Answer no protocol request over HTTPS until cleared (a frozen REST listener); the
+    /// MQTT side, if any, keeps answering.
     pub hang: bool,
     /// The next N status calls (`current` and lookups) get no answer.
     pub ignore_polls: u32,
@@ -41,6 +44,8 @@ pub struct SimOptions {
     pub state_file: Option<PathBuf>,
     pub faults: Faults,
     pub version: String,
+    /// Also serve the protocol over MQTT through this broker.
+    pub mqtt: Option<SimMqtt>,
 }
 
 impl Default for SimOptions {
@@ -51,6 +56,7 @@ impl Default for SimOptions {
             state_file: None,
             faults: Faults::default(),
             version: format!("ecrlink-sim {}", env!("CARGO_PKG_VERSION")),
+            mqtt: None,
         }
     }
 }
@@ -92,8 +98,16 @@ impl Simulator {
         shutdown: CancellationToken,
     ) {
         let sim = self.sim;
+        let mqtt_side = sim
+            .opts
+            .mqtt
+            .clone()
+            .map(|settings| tokio::spawn(mqtt::run(sim.clone(), settings, shutdown.clone())));
         let handler = move |req, _peer: SocketAddr| routes::handle(sim.clone(), req);
         crate::http::server::serve(listener, Some(tls), handler, shutdown).await;
+        if let Some(task) = mqtt_side {
+            let _ = task.await;
+        }
     }
 }
 

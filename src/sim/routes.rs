@@ -25,7 +25,30 @@ pub(super) async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> HandlerResu
         return Ok(admin(&sim, method, &segs, req).await);
     }
     lock(&sim.state).requests += 1;
+    // `hang` freezes the HTTPS side only: the MQTT side stays up, like a terminal whose
+    // REST listener died while its broker connection lives on.
     wait_while_hanging(&sim).await;
+    let body = if method == Method::POST {
+        match read_body(req, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(e) => return Ok(body_error_response(&e)),
+        }
+    } else {
+        Bytes::new()
+    };
+    protocol(sim, method, &path, body).await
+}
+
+/// One call of the terminal protocol, whichever transport carried it: the HTTPS
+/// listener and the MQTT side both end here, so a `transactionId` arriving over
+/// both is one payment.
+pub(super) async fn protocol(
+    sim: Arc<Sim>,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> HandlerResult {
+    let segs = segments(path);
     match (method, segs.as_slice()) {
         (Method::GET, ["v1", "getVersion"]) => Ok(json(
             StatusCode::OK,
@@ -35,7 +58,7 @@ pub(super) async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> HandlerResu
         )),
         (Method::POST, ["v1", kind]) if TxnKind::parse(kind).is_some() => {
             let kind = TxnKind::parse(kind).unwrap_or(TxnKind::Sale);
-            start(sim, kind, req).await
+            start(sim, kind, body).await
         }
         (Method::GET, ["v1", "transactions"]) => {
             let all: Vec<TxnResult> = lock(&sim.state)
@@ -101,11 +124,7 @@ fn take_ignored_poll(sim: &Sim) -> bool {
     false
 }
 
-async fn start(sim: Arc<Sim>, kind: TxnKind, req: Request<Incoming>) -> HandlerResult {
-    let body = match read_body(req, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return Ok(body_error_response(&e)),
-    };
+async fn start(sim: Arc<Sim>, kind: TxnKind, body: Bytes) -> HandlerResult {
     let request = match parse_request(kind, &body) {
         Ok(r) => r,
         Err(msg) => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request", msg)),

@@ -2,6 +2,7 @@
 //! primary; a push fallback plugs in beside it through the same trait.
 
 pub mod direct;
+pub mod mqtt;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,4 +41,9 @@ pub trait Transport: Send + Sync {
         &'a self,
         transaction_id: &'a str,
     ) -> BoxFuture<'a, Result<CancelAnswer, TerminalError>>;
+
+    /// What `/v1/terminals` shows about this link beyond its name (broker, presence).
+    fn describe(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

@@ -5,6 +5,7 @@ pub mod machine;
 pub mod supervisor;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +55,26 @@ pub struct TerminalLink {
     pub transports: Vec<Arc<dyn Transport>>,
     /// The probe monitor's view of the link, when one runs.
     pub health: Option<watch::Receiver<Health>>,
+    /// Index into `transports` that new work starts on: a switch moves it to the
+    /// fallback, the failback monitor moves it back when the direct link is healthy.
+    pub active: Arc<AtomicUsize>,
+}
+
+impl TerminalLink {
+    pub fn new(device_id: impl Into<String>, transports: Vec<Arc<dyn Transport>>) -> TerminalLink {
+        TerminalLink {
+            device_id: device_id.into(),
+            transports,
+            health: None,
+            active: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Lets the supervisors of this terminal act on the probe monitor's verdicts.
+    pub fn with_health(mut self, health: watch::Receiver<Health>) -> TerminalLink {
+        self.health = Some(health);
+        self
+    }
 }
 
 /// What admission decided for a request.
@@ -154,6 +175,26 @@ impl Payments {
         ids
     }
 
+    /// The name of the transport new work for `device_id` starts on (`direct`, `mqtt`).
+    pub fn active_transport(&self, device_id: &str) -> Option<&'static str> {
+        let link = self.terminals.get(device_id)?;
+        let i = link.active.load(Ordering::Relaxed);
+        link.transports.get(i).map(|t| t.name())
+    }
+
+    /// What each transport of `device_id` reports about itself (broker, presence).
+    pub fn transport_details(&self, device_id: &str) -> Vec<serde_json::Value> {
+        self.terminals
+            .get(device_id)
+            .map(|link| {
+                link.transports
+                    .iter()
+                    .filter_map(|t| t.describe())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The transaction occupying a terminal, if any.
     pub fn busy_with(&self, device_id: &str) -> Option<String> {
         lock(&self.busy).get(device_id).cloned()
@@ -229,10 +270,8 @@ impl Payments {
         }
         let mut result = TxnResult::pending(&request, kind, now_rfc3339());
         result.transport = self
-            .terminals
-            .get(&request.device_id)
-            .and_then(|t| t.transports.first())
-            .map(|t| t.name().to_string());
+            .active_transport(&request.device_id)
+            .map(str::to_string);
         // Committed before a byte goes to the terminal.
         match self.journal.begin(kind, &request, &result).await? {
             Begin::Created => {}
@@ -267,8 +306,15 @@ impl Payments {
         let id = stored.request.transaction_id.clone();
         let device = stored.request.device_id.clone();
         let link = self.terminals.get(&device);
-        let transports = link.map(|t| t.transports.clone()).unwrap_or_default();
         let health = link.and_then(|t| t.health.clone());
+        let (transports, active) = link
+            .map(|t| (t.transports.clone(), t.active.clone()))
+            .unwrap_or_default();
+        // New work starts where the link stands now (direct unless a switch left it on
+        // the fallback and the direct link has not been seen healthy since).
+        let start_at = active
+            .load(Ordering::Relaxed)
+            .min(transports.len().saturating_sub(1));
         let (publish, results) = watch::channel(stored.result.clone());
         let (cancel_tx, cancels) = mpsc::channel(4);
         lock(&self.in_flight).insert(
@@ -282,6 +328,7 @@ impl Payments {
         lock(&self.busy).insert(device.clone(), id.clone());
         let timing = self.timing.clone();
         let has_fallback = transports.len() > 1;
+        // `has_fallback` means "another transport to switch to", whichever it starts on.
         let machine = if recovering {
             Machine::recovering(timing.loops_before, timing.retries, has_fallback)
         } else {
@@ -290,6 +337,8 @@ impl Payments {
         let supervisor = Supervisor {
             journal: self.journal.clone(),
             transports,
+            active,
+            start_at,
             timing,
             kind: stored.kind,
             request: stored.request,

@@ -2,6 +2,7 @@
 //! terminal answers and carries out its actions (calls, journal writes, answers).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{Action, Event, FailCode, Machine, Outcome, Phase, next};
 use super::{Timing, events};
+use crate::constants::MQTT_QUEUED_REQUEST_HORIZON;
 use crate::http::client::ClientError;
 use crate::journal::Journal;
 use crate::probe::{Health, LinkState};
@@ -31,11 +33,17 @@ struct Completed {
     event: Event,
     note: Option<(&'static str, String)>,
     status_call: bool,
+    /// The transport that answered, when it is not the one the call was made on.
+    answered_via: Option<usize>,
 }
 
 pub struct Supervisor {
     pub journal: Journal,
     pub transports: Vec<Arc<dyn Transport>>,
+    /// The terminal's shared "where new work goes" index; switches update it.
+    pub active: Arc<AtomicUsize>,
+    /// The transport this transaction starts on.
+    pub start_at: usize,
     pub timing: Timing,
     pub kind: TxnKind,
     pub request: PaymentRequest,
@@ -51,6 +59,8 @@ pub struct Supervisor {
 
 struct Driver {
     sup: Supervisor,
+    /// Before this instant a lookup's "not found" is not taken as final (see `run`).
+    not_found_final_at: Option<Instant>,
     active: usize,
     calls: JoinSet<Completed>,
     status_call_in_flight: bool,
@@ -64,9 +74,17 @@ impl Supervisor {
     /// the gateway shuts down, in which case the journal keeps it for the next start).
     pub async fn run(self, shutdown: CancellationToken) -> TxnResult {
         let timing = self.timing.clone();
+        let start_at = self.start_at;
+        // A transaction resumed after a restart may have left a start request queued on
+        // the broker for an offline terminal; until that request has expired, "not
+        // found" does not prove it will never run.
+        let not_found_final_at = (!self.send_start && self.transports.len() > 1)
+            .then(|| queued_request_horizon(&self.result.started_at))
+            .flatten();
         let mut d = Driver {
+            not_found_final_at,
             sup: self,
-            active: 0,
+            active: start_at,
             calls: JoinSet::new(),
             status_call_in_flight: false,
             lookup_wanted: false,
@@ -104,6 +122,9 @@ impl Supervisor {
                         if let Some((name, detail)) = done.note {
                             d.note(name, detail).await;
                         }
+                        if let Some(via) = done.answered_via {
+                            d.switch_to(via, "answered a reconciliation lookup").await;
+                        }
                         done.event
                     }
                     Err(_) => continue,
@@ -135,6 +156,7 @@ impl Supervisor {
                     }
                 }
             };
+            let event = d.hold_not_found(event).await;
             let (machine, actions) = next(d.sup.machine.clone(), event);
             d.sup.machine = machine;
             for action in actions {
@@ -168,6 +190,21 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Driver {
+    /// Turns "not found" into a failed lookup (retried later) while a request for this
+    /// transaction may still be waiting on the broker.
+    async fn hold_not_found(&mut self, event: Event) -> Event {
+        match (event, self.not_found_final_at) {
+            (Event::LookedUpNotFound, Some(at)) if Instant::now() < at => {
+                let reason = "not found yet, but a start request may still be queued on the \
+                              MQTT broker until it expires"
+                    .to_string();
+                self.note(events::POLLED, reason.clone()).await;
+                Event::LookupFailed { reason }
+            }
+            (event, _) => event,
+        }
+    }
+
     fn transport(&self) -> Arc<dyn Transport> {
         self.sup.transports[self.active.min(self.sup.transports.len() - 1)].clone()
     }
@@ -202,6 +239,7 @@ impl Driver {
                 event,
                 note: None,
                 status_call: false,
+                answered_via: None,
             }
         });
     }
@@ -241,6 +279,7 @@ impl Driver {
                 event,
                 note,
                 status_call: true,
+                answered_via: None,
             }
         });
     }
@@ -251,22 +290,77 @@ impl Driver {
             return;
         }
         self.status_call_in_flight = true;
-        let transport = self.transport();
+        // While reconciling, any path that answers will do: a lookup only reads the
+        // terminal's record, so asking the other transport too is safe, and the truth
+        // arrives as soon as either link is back.
+        let order: Vec<usize> = if self.sup.machine.phase == Phase::Reconciling {
+            std::iter::once(self.active)
+                .chain((0..self.sup.transports.len()).filter(|&i| i != self.active))
+                .collect()
+        } else {
+            vec![self.active]
+        };
+        let transports = self.sup.transports.clone();
+        let active = self.active;
         let id = self.sup.request.transaction_id.clone();
         self.calls.spawn(async move {
-            let event = match transport.lookup(&id).await {
-                Ok(Lookup::Found(result)) => Event::LookedUp(result),
-                Ok(Lookup::NotFound) => Event::LookedUpNotFound,
-                Err(e) => Event::LookupFailed {
-                    reason: e.to_string(),
-                },
-            };
+            let mut event = None;
+            let mut answered_via = None;
+            for i in order {
+                let Some(transport) = transports.get(i) else {
+                    continue;
+                };
+                match transport.lookup(&id).await {
+                    Ok(lookup) => {
+                        event = Some(match lookup {
+                            Lookup::Found(result) => Event::LookedUp(result),
+                            Lookup::NotFound => Event::LookedUpNotFound,
+                        });
+                        answered_via = (i != active).then_some(i);
+                        break;
+                    }
+                    Err(e) => {
+                        // The first (active) transport's failure is the one reported.
+                        if event.is_none() {
+                            event = Some(Event::LookupFailed {
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
             Completed {
-                event,
+                event: event.unwrap_or(Event::LookupFailed {
+                    reason: "no transport configured".into(),
+                }),
                 note: None,
                 status_call: true,
+                answered_via,
             }
         });
+    }
+
+    /// Moves this transaction (and the terminal's new work) to transport `to`; journaled.
+    async fn switch_to(&mut self, to: usize, why: &str) {
+        if to == self.active || to >= self.sup.transports.len() {
+            return;
+        }
+        let from = self.transport().name();
+        self.active = to;
+        self.sup.active.store(to, Ordering::Relaxed);
+        let name = self.transport().name();
+        self.sup.result.transport = Some(name.to_string());
+        tracing::warn!(
+            transaction_id = %self.sup.request.transaction_id,
+            from, to = name, why, "transport switch"
+        );
+        self.record(
+            events::TRANSPORT_SWITCH,
+            Some(format!("{from} -> {name} ({why})")),
+        )
+        .await;
+        // Live readers (GET /v1/transactions/{id}) see the switch at once.
+        self.sup.publish.send_replace(self.sup.result.clone());
     }
 
     async fn apply(&mut self, action: Action) {
@@ -286,15 +380,13 @@ impl Driver {
                 self.record(events::UNKNOWN, None).await;
                 self.sup.publish.send_replace(self.sup.result.clone());
             }
+            // The machine switches once; from the transport the transaction started on
+            // to the other one. A sale that started on the fallback (the direct link was
+            // down a moment ago) thus still gets the direct link if the broker fails it.
             Action::SwitchToFallback => {
-                if self.sup.transports.len() > 1 {
-                    let from = self.transport().name();
-                    self.active = 1;
-                    let to = self.transport().name();
-                    self.sup.result.transport = Some(to.to_string());
-                    self.record(events::TRANSPORT_SWITCH, Some(format!("{from} -> {to}")))
-                        .await;
-                }
+                let to = usize::from(self.active == 0);
+                let why = format!("{} link failed", self.transport().name());
+                self.switch_to(to, &why).await
             }
             Action::ScheduleReconcile(attempt) => {
                 self.reconcile_at =
@@ -417,6 +509,20 @@ impl Driver {
     }
 }
 
+/// When every start request a transaction that began at `started_at` (RFC 3339) may
+/// have left on the broker has expired, as an `Instant`; `None` if already past or
+/// unreadable.
+fn queued_request_horizon(started_at: &str) -> Option<Instant> {
+    let started =
+        time::OffsetDateTime::parse(started_at, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let elapsed = time::OffsetDateTime::now_utc() - started;
+    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+    MQTT_QUEUED_REQUEST_HORIZON
+        .checked_sub(elapsed)
+        .map(|left| Instant::now() + left)
+}
+
 /// 0 → at once; then the poll interval, doubling up to [`RECONCILE_MAX_BACKOFF`].
 pub fn reconcile_delay(poll: Duration, attempt: u32) -> Duration {
     if attempt == 0 {
@@ -424,4 +530,28 @@ pub fn reconcile_delay(poll: Duration, attempt: u32) -> Duration {
     }
     let factor = 1u32 << (attempt - 1).min(16);
     poll.saturating_mul(factor).min(RECONCILE_MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_request_horizon_counts_from_the_start() {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let fresh = queued_request_horizon(&fmt(now)).expect("just started");
+        let left = fresh - Instant::now();
+        assert!(
+            left > MQTT_QUEUED_REQUEST_HORIZON - Duration::from_secs(5),
+            "{left:?}"
+        );
+        let older = queued_request_horizon(&fmt(now - Duration::from_secs(100))).unwrap();
+        assert!(older - Instant::now() < Duration::from_secs(61));
+        assert!(queued_request_horizon(&fmt(now - Duration::from_secs(600))).is_none());
+        assert!(queued_request_horizon("yesterday").is_none());
+    }
 }

@@ -4,7 +4,9 @@
 //! synchronise: waits poll a condition against a deadline.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod lan;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

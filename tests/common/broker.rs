@@ -1,0 +1,178 @@
+//! A real mosquitto for the MQTT tests: a config written into the World's folder with the
+//! project's certificates, a free loopback port, killed on drop. Tests call
+//! [`Broker::available`] first and print `SKIPPED: …` when mosquitto is missing.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ecrlink::pki;
+use tokio_rustls::TlsConnector;
+
+use super::World;
+
+const CANDIDATES: [&str; 3] = [
+    "/usr/sbin/mosquitto",
+    "/usr/bin/mosquitto",
+    "/usr/local/sbin/mosquitto",
+];
+
+pub struct Broker {
+    pub addr: SocketAddr,
+    conf: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    certs: PathBuf,
+}
+
+impl Broker {
+    /// The mosquitto binary, if installed.
+    pub fn binary() -> Option<PathBuf> {
+        CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists())
+    }
+
+    /// Prints the skip line and returns false when the tests cannot run here.
+    pub fn available() -> bool {
+        if Self::binary().is_some() {
+            return true;
+        }
+        println!(
+            "SKIPPED: mosquitto not installed (apt-get install mosquitto; .ci/run installs it)"
+        );
+        false
+    }
+
+    /// Issues the broker (127.0.0.1) and device certificates into the World's PKI,
+    /// writes the config and starts mosquitto on a free loopback port.
+    pub async fn start(world: &World) -> Broker {
+        let certs = world.certs();
+        if !certs.join(pki::BROKER_CERT).exists() {
+            pki::issue_broker(&certs, &["127.0.0.1".parse().unwrap()], &[], false).unwrap();
+        }
+        let device = certs.join(format!("device-{}.pem", super::DEVICE));
+        if !device.exists() {
+            pki::issue_device(&certs, super::DEVICE, false).unwrap();
+        }
+        // Ask the kernel for a free port, then hand it to mosquitto.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let acl = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mosquitto/acl");
+        let conf = world.path(&format!("mosquitto-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings false\nallow_anonymous false\n\
+                 # Run as whoever runs the tests (mosquitto would switch from root to its own user).\n\
+                 user {user}\n\
+                 listener {port} 127.0.0.1\n\
+                 cafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+                 require_certificate true\nuse_identity_as_username true\n\
+                 acl_file {acl}\npersistence false\nset_tcp_nodelay true\n\
+                 log_dest stderr\nlog_type all\nconnection_messages true\n",
+                user = current_user(),
+                ca = certs.join(pki::CA_CERT).display(),
+                cert = certs.join(pki::BROKER_CERT).display(),
+                key = certs.join(pki::BROKER_KEY).display(),
+            ),
+        )
+        .unwrap();
+        let log = world.path(&format!("mosquitto-{port}.log"));
+        let mut broker = Broker {
+            addr,
+            conf,
+            log,
+            child: None,
+            certs,
+        };
+        broker.restart().await;
+        broker
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtts://{}", self.addr)
+    }
+
+    /// Starts (again) on the same port and waits until it completes a TLS handshake.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(Self::binary().expect("mosquitto"))
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.accepts_tls().await {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("mosquitto exited with {status}:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not come up:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: the broker vanishes without a goodbye, as in a power cut.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn accepts_tls(&self) -> bool {
+        let Ok(tcp) = tokio::net::TcpStream::connect(self.addr).await else {
+            return false;
+        };
+        let tls = self.client_tls(pki::CLIENT_CERT, pki::CLIENT_KEY);
+        let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+        TlsConnector::from(tls).connect(name, tcp).await.is_ok()
+    }
+
+    /// A client TLS config trusting the project CA and presenting `cert`/`key` from the certs folder.
+    pub fn client_tls(&self, cert: &str, key: &str) -> Arc<rustls::ClientConfig> {
+        ecrlink::tls::client_config(
+            &self.certs.join(pki::CA_CERT),
+            Some((&self.certs.join(cert), &self.certs.join(key))),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            let out = Command::new("id").arg("-un").output().ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .unwrap_or_else(|| "root".into())
+}
