@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ecrlink::http::client::ClientError;
 use ecrlink::journal::Journal;
+use ecrlink::probe::{Health, LinkState};
 use ecrlink::terminal::wire::{
     CancelAnswer, Current, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
 };
@@ -375,5 +376,66 @@ async fn missed_polls_switch_to_the_fallback_which_finds_the_outcome() {
     assert!(
         events.contains(&"transport_switch".to_string()),
         "{events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn link_down_from_the_probe_monitor_switches_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = Arc::new(Script {
+        name: "direct",
+        ..Script::default()
+    });
+    let fallback = Arc::new(Script {
+        name: "fallback",
+        idle: true,
+        ..Script::default()
+    });
+    *fallback.truth.lock().unwrap() = Some(approved("SUP-7"));
+    let (health_tx, health_rx) = tokio::sync::watch::channel(Health::initial(DEVICE, addr()));
+    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let p = Payments::new(
+        journal,
+        Timing {
+            poll: POLL,
+            time_stop: TIME_STOP,
+            loops_before: 3,
+            retries: 600,
+        },
+        vec![
+            TerminalLink::new(
+                DEVICE,
+                vec![
+                    Arc::new(Scripted(direct.clone())) as Arc<dyn Transport>,
+                    Arc::new(Scripted(fallback.clone())),
+                ],
+            )
+            .with_health(health_rx),
+        ],
+        CancellationToken::new(),
+    );
+    let rx = start(&p, "SUP-7").await;
+    // One second into the sale the monitor declares the link down.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t_down = Instant::now();
+    health_tx.send_modify(|h| h.state = LinkState::Down);
+    let r = wait_result(rx, TIME_STOP, true).await;
+    assert_eq!(r.status, TxnStatus::Approved, "{r:?}");
+    assert_eq!(r.transport.as_deref(), Some("fallback"));
+    assert!(
+        t_down.elapsed() < POLL,
+        "switched and found {:?} after the link died, before any poll was missed",
+        t_down.elapsed()
+    );
+    assert_eq!(direct.polls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        fallback.starts.load(Ordering::SeqCst),
+        0,
+        "delivered once: never resent"
+    );
+    assert!(
+        event_names(&p, "SUP-7")
+            .await
+            .contains(&"transport_switch".to_string())
     );
 }

@@ -166,6 +166,10 @@ impl Machine {
             self.on_fallback = true;
             self.missed = 0;
             actions.push(Action::SwitchToFallback);
+            // Ask over the new link now rather than at the next tick.
+            if self.phase == Phase::Waiting {
+                actions.push(Action::Poll);
+            }
         }
         actions
     }
@@ -174,7 +178,13 @@ impl Machine {
         if self.has_fallback && !self.on_fallback {
             self.on_fallback = true;
             self.missed = 0;
-            vec![Action::SwitchToFallback]
+            // Ask over the new link now rather than at the next tick.
+            let ask = if self.phase == Phase::Waiting {
+                Action::Poll
+            } else {
+                Action::Lookup
+            };
+            vec![Action::SwitchToFallback, ask]
         } else {
             vec![Action::Note(
                 "link_down",

@@ -245,7 +245,13 @@ fn without_fallback_missed_polls_keep_waiting() {
 fn link_down_switches_without_waiting_for_missed_polls() {
     let (m, actions) = run(Machine::new(3, 10, true), [Event::LinkDown]);
     assert!(m.on_fallback);
-    assert_eq!(actions, vec![Action::SwitchToFallback]);
+    assert_eq!(actions, vec![Action::SwitchToFallback, Action::Poll]);
+    let (m, actions) = run(
+        Machine::new(3, 10, true),
+        [Event::Deadline, Event::LinkDown],
+    );
+    assert!(m.on_fallback);
+    assert_eq!(actions.last(), Some(&Action::Lookup));
 }
 
 #[test]
