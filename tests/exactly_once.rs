@@ -322,14 +322,7 @@ async fn recovered_transaction_holds_its_terminal_until_reconciled() {
         let body = serde_json::to_vec(&sale("REC-1", 1000)).unwrap();
         tokio::spawn(async move { c.call(hyper::Method::POST, "/v1/sale", Some(body)).await })
     };
-    eventually(Duration::from_secs(5), "REC-1 at the terminal", || {
-        let t = terminal.clone();
-        async move {
-            let (_, cur) = t.get("/v1/transactions/current").await;
-            (cur["transactionId"] == "REC-1").then_some(())
-        }
-    })
-    .await;
+    wait_at_terminal(&terminal, "REC-1").await;
     gw.kill();
     assert!(pos.await.unwrap().is_err(), "the POS lost its gateway");
     let gw = w.gateway(&config);
@@ -368,14 +361,7 @@ async fn cancel_in_flight() {
         let c = c.clone();
         tokio::spawn(async move { c.post("/v1/sale", &sale("CAN-1", 1000)).await })
     };
-    eventually(Duration::from_secs(5), "CAN-1 at the terminal", || {
-        let t = terminal.clone();
-        async move {
-            let (_, cur) = t.get("/v1/transactions/current").await;
-            (cur["transactionId"] == "CAN-1").then_some(())
-        }
-    })
-    .await;
+    wait_at_terminal(&terminal, "CAN-1").await;
     let (st, answer) = c.post("/v1/transactions/CAN-1/cancel", &json!({})).await;
     assert_eq!(st, StatusCode::OK, "{answer}");
     assert_eq!(answer["cancelled"], true, "{answer}");

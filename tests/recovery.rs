@@ -135,14 +135,7 @@ async fn terminal_killed_mid_card_time_reconciles_to_its_restart_outcome() {
         let c = c.clone();
         tokio::spawn(async move { sale_ends_unknown(&c, "MID-1").await })
     };
-    eventually(Duration::from_secs(5), "MID-1 at the terminal", || {
-        let t = terminal.clone();
-        async move {
-            let (_, cur) = t.get("/v1/transactions/current").await;
-            (cur["transactionId"] == "MID-1").then_some(())
-        }
-    })
-    .await;
+    wait_at_terminal(&terminal, "MID-1").await;
     sim.kill();
     pos.await.unwrap();
     let (_, r) = c.get("/v1/transactions/MID-1").await;
@@ -248,14 +241,7 @@ async fn frozen_terminal_mid_sale_gives_unknown_then_the_truth() {
         let c = c.clone();
         tokio::spawn(async move { sale_ends_unknown(&c, "FROZEN-1").await })
     };
-    eventually(Duration::from_secs(5), "FROZEN-1 at the terminal", || {
-        let t = terminal.clone();
-        async move {
-            let (_, cur) = t.get("/v1/transactions/current").await;
-            (cur["transactionId"] == "FROZEN-1").then_some(())
-        }
-    })
-    .await;
+    wait_at_terminal(&terminal, "FROZEN-1").await;
     signal(&sim, "-STOP");
     pos.await.unwrap();
     let (_, r) = c.get("/v1/transactions/FROZEN-1").await;
@@ -324,14 +310,7 @@ async fn graceful_stop_mid_sale_is_resumed_at_the_next_start() {
         let body = serde_json::to_vec(&sale("TERM-1", 1001)).unwrap();
         tokio::spawn(async move { c.call(hyper::Method::POST, "/v1/sale", Some(body)).await })
     };
-    eventually(Duration::from_secs(5), "TERM-1 at the terminal", || {
-        let t = terminal.clone();
-        async move {
-            let (_, cur) = t.get("/v1/transactions/current").await;
-            (cur["transactionId"] == "TERM-1").then_some(())
-        }
-    })
-    .await;
+    wait_at_terminal(&terminal, "TERM-1").await;
     signal(&gw, "-TERM");
     assert!(
         gw.wait_exit(Duration::from_secs(10)).is_some(),
@@ -365,14 +344,7 @@ async fn terminal_hanging_mid_sale_gives_unknown_then_the_truth() {
         let c = c.clone();
         tokio::spawn(async move { sale_ends_unknown(&c, "HANG-2").await })
     };
-    eventually(Duration::from_secs(5), "HANG-2 at the terminal", || {
-        let t = terminal.clone();
-        async move {
-            let (_, cur) = t.get("/v1/transactions/current").await;
-            (cur["transactionId"] == "HANG-2").then_some(())
-        }
-    })
-    .await;
+    wait_at_terminal(&terminal, "HANG-2").await;
     let (st, _) = terminal.post("/sim/faults", &json!({"hang": true})).await;
     assert_eq!(st, StatusCode::OK);
     pos.await.unwrap();

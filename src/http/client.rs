@@ -87,40 +87,16 @@ impl HttpClient {
     /// Connects and completes the TLS handshake without sending a request; returns
     /// the server's certificate. The probe monitor checks the terminal with it.
     pub async fn handshake(&self) -> Result<Option<CertificateDer<'static>>, ClientError> {
-        let Some((connector, name)) = &self.tls else {
-            self.connect().await?;
-            return Ok(None);
-        };
-        let handshake = async {
-            let tcp =
-                TcpStream::connect(self.addr)
-                    .await
-                    .map_err(|e| ClientError::Unreachable {
-                        addr: self.addr,
-                        reason: e.to_string(),
-                    })?;
-            let tls = connector
-                .connect(name.clone(), tcp)
-                .await
-                .map_err(|e| ClientError::Tls {
-                    addr: self.addr,
-                    reason: describe_handshake_error(&e),
-                })?;
-            Ok(tls
+        let stream = self.connect().await?;
+        Ok(match stream {
+            Connected::Plain(_) => None,
+            Connected::Tls(tls) => tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|c| c.clone().into_owned()))
-        };
-        tokio::time::timeout(self.connect_timeout, handshake)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ClientError::Unreachable {
-                    addr: self.addr,
-                    reason: "TLS handshake timed out".into(),
-                })
-            })
+                .map(|c| c.clone().into_owned()),
+        })
     }
 
     /// Sends one request and reads the whole answer within `response_timeout`.
@@ -131,7 +107,10 @@ impl HttpClient {
         body: Option<Vec<u8>>,
         response_timeout: Duration,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let stream = self.connect().await?;
+        let stream: Box<dyn Stream> = match self.connect().await? {
+            Connected::Plain(tcp) => Box::new(tcp),
+            Connected::Tls(tls) => tls,
+        };
         let no_answer = |reason: String| ClientError::NoAnswer {
             addr: self.addr,
             reason,
@@ -180,7 +159,8 @@ impl HttpClient {
         }
     }
 
-    async fn connect(&self) -> Result<Box<dyn Stream>, ClientError> {
+    /// TCP connect plus, for HTTPS, the verified handshake, within `connect_timeout`.
+    async fn connect(&self) -> Result<Connected, ClientError> {
         let connecting = async {
             let tcp =
                 TcpStream::connect(self.addr)
@@ -191,11 +171,11 @@ impl HttpClient {
                     })?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
-                None => Ok(Box::new(tcp) as Box<dyn Stream>),
+                None => Ok(Connected::Plain(tcp)),
                 Some((connector, name)) => connector
                     .connect(name.clone(), tcp)
                     .await
-                    .map(|s| Box::new(s) as Box<dyn Stream>)
+                    .map(|s| Connected::Tls(Box::new(s)))
                     .map_err(|e| ClientError::Tls {
                         addr: self.addr,
                         reason: describe_handshake_error(&e),
@@ -213,6 +193,12 @@ impl HttpClient {
             }),
         }
     }
+}
+
+/// A connected stream, before any request was written.
+enum Connected {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -266,6 +266,19 @@ where
     }
 }
 
+/// Waits until the terminal says it is running transaction `id`.
+pub async fn wait_at_terminal(terminal: &Client, id: &str) {
+    eventually(
+        Duration::from_secs(5),
+        &format!("{id} at the terminal"),
+        || async {
+            let (_, cur) = terminal.get("/v1/transactions/current").await;
+            (cur["transactionId"] == id).then_some(())
+        },
+    )
+    .await;
+}
+
 /// The simulator's own counters (`/sim/stats`).
 pub async fn sim_stats(client: &Client) -> Value {
     client.get("/sim/stats").await.1
