@@ -75,6 +75,7 @@ async fn dropped_answer_is_recovered_by_lookup() {
     let names = event_names(&c, "DROP-1").await;
     assert!(names.iter().any(|n| n == "answer_lost"), "{names:?}");
     assert_eq!(names.last().map(String::as_str), Some("final"), "{names:?}");
+    assert!(names.iter().any(|n| n == "sent"), "{names:?}");
     let stats = sim_stats(&terminal).await;
     assert_eq!(stats["startRequests"]["DROP-1"], 1, "{stats}");
 }
@@ -118,7 +119,11 @@ async fn terminal_crash_after_approval_is_reconciled_after_its_restart() {
     assert_eq!(fin["authorizationCode"], truth["authorizationCode"]);
     let names = event_names(&c, "CRASH-1").await;
     assert!(names.iter().any(|n| n == "unknown"), "{names:?}");
-    assert_eq!(names.last().map(String::as_str), Some("final"), "{names:?}");
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("reconciled"),
+        "{names:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +219,11 @@ async fn slow_card_gives_unknown_then_the_late_truth_and_a_retry_gets_it() {
     assert_eq!(replay, fin, "a retrying POS gets the reconciled result");
     let names = event_names(&c, "SLOW-1").await;
     let unknown_at = names.iter().position(|n| n == "unknown").expect("unknown");
-    assert_eq!(names.last().map(String::as_str), Some("final"), "{names:?}");
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("reconciled"),
+        "{names:?}"
+    );
     assert!(unknown_at < names.len() - 1, "{names:?}");
     let stats = sim_stats(&w.terminal_client(sim.addr)).await;
     assert_eq!(stats["startRequests"]["SLOW-1"], 1, "{stats}");

@@ -220,7 +220,7 @@ async fn silent_terminal_gives_unknown_at_time_stop_then_the_looked_up_truth() {
     assert!(events.contains(&"unknown".to_string()), "{events:?}");
     assert_eq!(
         events.last().map(String::as_str),
-        Some("final"),
+        Some("reconciled"),
         "{events:?}"
     );
     assert_eq!(script.starts.load(Ordering::SeqCst), 1, "never sent twice");

@@ -28,7 +28,9 @@ pub mod events {
     pub const STAGE: &str = "stage";
     pub const POLLED: &str = "polled";
     pub const UNKNOWN: &str = "unknown";
+    pub const SENT: &str = "sent";
     pub const FINAL: &str = "final";
+    pub const RECONCILED: &str = "reconciled";
     pub const TRANSPORT_SWITCH: &str = "transport_switch";
     pub const GAVE_UP: &str = "reconcile_gave_up";
     pub const CANCEL_REQUESTED: &str = "cancel_requested";

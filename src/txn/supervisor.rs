@@ -101,6 +101,7 @@ impl Supervisor {
         let mut link = health.as_ref().map(|h| h.borrow().state);
         if d.sup.send_start {
             d.spawn_start();
+            d.note_sent().await;
         }
         for action in d.sup.machine.initial_actions() {
             d.apply(action).await;
@@ -367,7 +368,10 @@ impl Driver {
         match action {
             Action::Poll => self.spawn_poll(),
             Action::Lookup => self.spawn_lookup(),
-            Action::Resend => self.spawn_start(),
+            Action::Resend => {
+                self.spawn_start();
+                self.note_sent().await;
+            }
             Action::Finish(outcome) => self.finish(outcome).await,
             Action::MarkUnknown => {
                 self.sup.result.status = TxnStatus::Unknown;
@@ -407,7 +411,21 @@ impl Driver {
         }
     }
 
+    /// Journals that the start request is on its way (the request itself was
+    /// committed before, at admission).
+    async fn note_sent(&mut self) {
+        let via = self.transport().name().to_string();
+        self.note(events::SENT, format!("via {via}")).await;
+    }
+
     async fn finish(&mut self, outcome: Outcome) {
+        // After `unknown`, or for a transaction resumed at start-up, the outcome is a
+        // reconciliation: the journal says so.
+        let event = if self.sup.result.status == TxnStatus::Unknown || !self.sup.send_start {
+            events::RECONCILED
+        } else {
+            events::FINAL
+        };
         let transport = self.transport().name().to_string();
         let r = &mut self.sup.result;
         match outcome {
@@ -453,7 +471,7 @@ impl Driver {
             result_code = r.result_code.as_deref().unwrap_or(""),
             "transaction final"
         );
-        self.record(events::FINAL, None).await;
+        self.record(event, None).await;
         self.sup.publish.send_replace(self.sup.result.clone());
     }
 
