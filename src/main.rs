@@ -108,7 +108,8 @@ enum ConfigCommand {
 #[derive(Args)]
 struct SimArgs {
     /// Address to listen on; port 0 picks a free port (the bound address is printed).
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    /// The default is where config/config.json looks for it (the gateway has 3000).
+    #[arg(long, default_value = "127.0.0.1:3001")]
     listen: SocketAddr,
     /// Folder with terminal.pem and terminal.key.
     #[arg(long)]

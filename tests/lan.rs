@@ -246,3 +246,80 @@ async fn moved_terminal_is_found_by_mdns_and_an_impostor_gets_nothing() {
     );
     drop((real, fake));
 }
+
+#[tokio::test]
+async fn slow_link_stays_up_and_still_takes_payments() {
+    if !lan::available("slow_link_stays_up_and_still_takes_payments") {
+        return;
+    }
+    let s = store(&["--card-time", "0"], json!({}));
+    let c = s.w.gateway_client(s.gw.addr);
+    wait_state(&c, "up", Duration::from_secs(10)).await;
+    s.terminal.throttle("256kbit");
+    let (st, r) = c.post("/v1/sale", &sale("SLOW-LINK-1", 1000)).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "approved");
+    let h = health(&c).await;
+    assert_eq!(h["state"], "up", "{h}");
+    assert_eq!(h["changes"], 0, "{h}");
+}
+
+/// Without the privilege to open ICMP sockets (CAP_NET_RAW dropped, and the
+/// namespace's ping_group_range excluding us) the gateway probes with TCP/TLS only
+/// and says once how to enable ICMP.
+#[tokio::test]
+async fn without_icmp_privileges_tcp_and_tls_probes_carry_on() {
+    if !lan::available("without_icmp_privileges_tcp_and_tls_probes_carry_on") {
+        return;
+    }
+    let w = World::new();
+    let terminal = Host::new();
+    let sim = terminal.sim(&w, &w.certs(), &["--card-time", "0"]);
+    let cfg = w.path("noicmp.json");
+    std::fs::write(
+        &cfg,
+        serde_json::to_vec(&w.gateway_config(sim.addr, json!({}))).unwrap(),
+    )
+    .unwrap();
+    // A namespace of its own for the gateway is not needed: ping_group_range is
+    // "1 0" (nobody) by default, and the bounding set loses CAP_NET_RAW.
+    let args: Vec<String> = [
+        "--bounding-set=-net_raw",
+        "--inh-caps=-net_raw",
+        "--",
+        env!("CARGO_BIN_EXE_ecrlink"),
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let group_range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap_or_default();
+    let gw = Proc::start_program("setpriv", &args, &w.path("noicmp-gw.log"));
+    let c = w.gateway_client(gw.addr);
+    wait_state(&c, "up", Duration::from_secs(10)).await;
+    let h = health(&c).await;
+    if group_range.split_whitespace().collect::<Vec<_>>() != ["1", "0"] {
+        println!(
+            "SKIPPED without_icmp_privileges…: ping_group_range is {group_range:?}, unprivileged ICMP is allowed here"
+        );
+        return;
+    }
+    assert_eq!(h["icmp"], "unavailable", "{h}");
+    assert_eq!(h["tcp"], "ok");
+    let (st, r) = c.post("/v1/sale", &sale("NOICMP-1", 1000)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(r["status"], "approved");
+    let log = gw.log_text();
+    assert_eq!(
+        log.matches("ICMP probes are off").count(),
+        1,
+        "said once: {log}"
+    );
+    assert!(
+        log.contains("setcap cap_net_raw+ep") && log.contains("ping_group_range"),
+        "{log}"
+    );
+}
