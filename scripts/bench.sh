@@ -3,7 +3,7 @@
 # the real binary on 127.0.0.1 only, and prints a summary. Figures go in BENCHMARKS.md
 # by hand; nothing here asserts a speed.
 #
-#   scripts/bench.sh            # full run (about 3-5 minutes after the build)
+#   scripts/bench.sh            # full run (about 15 minutes after the build)
 #   QUICK=1 scripts/bench.sh    # fewer iterations, to check the plumbing
 #
 # Honours CARGO_TARGET_DIR. Temp folders (PKI, journals) go to $BENCH_DIR or
@@ -19,15 +19,27 @@ if [[ "${QUICK:-0}" == 1 ]]; then
     sale=(--runs 2 --sales 20 --warmup 2)
     jour=(--runs 2 --txns 30)
     start=(--starts 3 --idle-ms 300)
+    probe=(--secs 3 --counts 0,1,10)
+    rec1=(--poll 1 --trials 2 --hold-max 2)
+    rec10=(--poll 10 --trials 2 --hold-max 2)
+    detection_trials=2
 else
     lat=(--runs 5 --requests 2000 --warmup 200 --fresh-requests 200)
     sale=(--runs 3 --sales 100 --warmup 10)
     jour=(--runs 5 --txns 300)
     start=(--starts 10 --idle-ms 1000)
+    probe=(--secs 20 --counts 0,1,100)
+    rec1=(--poll 1 --trials 10 --hold-max 10)
+    rec10=(--poll 10 --trials 10 --hold-max 10)
+    detection_trials=10
 fi
 
 echo "== build (cargo build --release --bin ecrlink --examples)"
 cargo build --release --bin ecrlink --examples 2>&1 | tail -n 2
+echo "== build (cargo test --release --no-run --test lan --test mqtt)"
+cargo test --release --no-run --test lan --test mqtt 2>&1 | tail -n 2
+
+is_root() { [[ "$(id -u)" == 0 ]]; }
 
 machine() {
     echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -61,6 +73,41 @@ load_note() {
         BENCH_ECRLINK_BIN="$target/release/ecrlink" timeout 600 "$target/release/examples/$b" "${args[@]}"
         load_note "after $b"
     done
+    # Issue 4: probe overhead, in a network namespace of its own (unshare --net).
+    echo "== bench_probe"
+    if is_root; then
+        BENCH_ECRLINK_BIN="$target/release/ecrlink" timeout 600 "$target/release/examples/bench_probe" "${probe[@]}"
+    else
+        echo "SKIPPED bench_probe: needs root for its own network namespace"
+    fi
+    load_note "after bench_probe"
+    # Issue 4: detection time on a namespace LAN (veth, nftables faults).
+    echo "== bench_detection (cargo test --release --test lan bench_detection -- --ignored)"
+    if is_root; then
+        BENCH_DETECTION_TRIALS=$detection_trials timeout 900 \
+            cargo test --release --test lan bench_detection -- --ignored --nocapture 2>&1 | grep -E '^(BENCH|SUMMARY|SKIPPED|test result)' || true
+    else
+        echo "SKIPPED bench_detection: needs root to create network namespaces"
+    fi
+    load_note "after bench_detection"
+    # Issue 3: reconcile time after a hanging terminal thaws, pollSeconds 1 and 10.
+    for r in rec1 rec10; do
+        echo "== bench_reconcile ($r)"
+        declare -n rargs=$r
+        BENCH_ECRLINK_BIN="$target/release/ecrlink" timeout 900 "$target/release/examples/bench_reconcile" "${rargs[@]}"
+        load_note "after bench_reconcile ($r)"
+    done
+    # Issue 5: MQTT fallback switch and status round trip (needs mosquitto).
+    echo "== mqtt bench (cargo test --release --test mqtt bench -- --ignored)"
+    timeout 900 cargo test --release --test mqtt bench -- --ignored --nocapture 2>&1 \
+        | grep -E '^(BENCH|SKIPPED|test result)' | sed 's/^BENCH /SUMMARY mqtt /' || true
+    load_note "after mqtt bench"
+    # Issue 5 at the defaults (pollSeconds 10, probe 1000 ms / 3 / 2; needs mosquitto).
+    echo "== bench_fallback_switch_default_probe (cargo test --release --test lan ... -- --ignored)"
+    BENCH_SWITCH_TRIALS=$detection_trials timeout 900 \
+        cargo test --release --test lan bench_fallback_switch_default_probe -- --ignored --nocapture 2>&1 \
+        | grep -E '^(BENCH|SUMMARY|SKIPPED|test result)' || true
+    load_note "after bench_fallback_switch_default_probe"
 } 2>&1 | tee "$log"
 
 echo

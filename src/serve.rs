@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Api, TerminalInfo};
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::journal::{Journal, JournalError};
 use crate::pki;
 use crate::probe::icmp::Icmp;
-use crate::probe::{self, Hysteresis, ProbeSettings, mdns};
+use crate::probe::{self, Health, Hysteresis, LinkState, ProbeSettings, mdns};
 use crate::terminal::{TerminalAddress, TerminalClient};
 use crate::tls::{self, TlsError};
 use crate::transport::Transport;
@@ -135,6 +136,7 @@ impl Gateway {
         let failback = (link.transports.len() > 1).then(|| {
             tokio::spawn(watch_failback(
                 client,
+                health.clone(),
                 link.active.clone(),
                 config.probe_interval,
                 shutdown.clone(),
@@ -194,12 +196,16 @@ impl Gateway {
     }
 }
 
-/// While new work goes to the fallback, checks the direct link every `interval` (the
-/// terminal's `getVersion`: connect, verified TLS and an answer from its payment app, so
-/// a frozen app does not count as healthy) and moves new work back to it as soon as it
-/// answers. Transactions already running stay where they are.
+/// While new work goes to the fallback, checks the direct link every `interval` and
+/// moves new work back to it once the probe monitor says the link is no longer down
+/// *and* the terminal's `getVersion` answers (connect, verified TLS and its payment app:
+/// a frozen app does not count as healthy). Waiting for the monitor keeps both views in
+/// step: a sale started direct while the monitor still said `down` would never see the
+/// link go down again and could only switch after `loopsBefore` missed polls.
+/// Transactions already running stay where they are.
 async fn watch_failback(
     direct: TerminalClient,
+    health: watch::Receiver<Health>,
     active: Arc<AtomicUsize>,
     interval: Duration,
     shutdown: CancellationToken,
@@ -209,7 +215,10 @@ async fn watch_failback(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        if active.load(Ordering::Relaxed) == 0 {
+        let link = health.borrow().state;
+        if active.load(Ordering::Relaxed) == 0
+            || matches!(link, LinkState::Down | LinkState::Unknown)
+        {
             continue;
         }
         if direct.version().await.is_ok() && active.swap(0, Ordering::Relaxed) != 0 {

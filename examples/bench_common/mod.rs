@@ -270,6 +270,17 @@ impl KeepAlive {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> (StatusCode, Bytes) {
+        self.call_within(method, path, body, CALL_TIMEOUT).await
+    }
+
+    /// [`KeepAlive::call`] with another deadline (a sale that may take `timeStop`).
+    pub async fn call_within(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        deadline: Duration,
+    ) -> (StatusCode, Bytes) {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -287,7 +298,7 @@ impl KeepAlive {
             let bytes = resp.into_body().collect().await.expect("body").to_bytes();
             (status, bytes)
         };
-        tokio::time::timeout(CALL_TIMEOUT, exchange)
+        tokio::time::timeout(deadline, exchange)
             .await
             .expect("answer within deadline")
     }
