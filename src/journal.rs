@@ -3,7 +3,7 @@
 //! committed here before a byte goes to the terminal, and every state change after.
 //! All calls run on the blocking pool; the async runtime never waits on a disk.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -92,7 +92,6 @@ CREATE INDEX events_transaction ON events(transaction_id);
 #[derive(Clone)]
 pub struct Journal {
     conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
 }
 
 impl Journal {
@@ -122,12 +121,7 @@ impl Journal {
         migrate(&mut conn, &shown)?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
-            path: path.to_path_buf(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, JournalError>

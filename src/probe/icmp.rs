@@ -47,15 +47,6 @@ impl Icmp {
         }
     }
 
-    /// A prober that never sends ICMP (tests, or when disabled).
-    pub fn disabled() -> Icmp {
-        Icmp {
-            v4: None,
-            v6: None,
-            ident: AtomicU16::new(0),
-        }
-    }
-
     pub fn available_for(&self, ip: IpAddr) -> bool {
         self.client(ip).is_some()
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -233,11 +233,4 @@ pub fn check_original(state: &SimState, kind: TxnKind, req: &PaymentRequest) -> 
         }
     }
     None
-}
-
-pub fn state_path_display(path: &Option<PathBuf>) -> String {
-    path.as_deref()
-        .map(Path::display)
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| "memory only".into())
 }

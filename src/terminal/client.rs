@@ -200,11 +200,6 @@ impl TerminalClient {
             .await
     }
 
-    pub async fn list(&self) -> Result<Vec<TxnResult>, TerminalError> {
-        self.call(Method::GET, "/v1/transactions", None, self.call_timeout)
-            .await
-    }
-
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

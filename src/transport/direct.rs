@@ -14,10 +14,6 @@ impl Direct {
     pub fn new(client: TerminalClient) -> Direct {
         Direct { client }
     }
-
-    pub fn client(&self) -> &TerminalClient {
-        &self.client
-    }
 }
 
 impl Transport for Direct {

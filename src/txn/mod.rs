@@ -171,12 +171,6 @@ impl Payments {
         self.terminals.contains_key(device_id)
     }
 
-    pub fn device_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.terminals.keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
     /// The name of the transport new work for `device_id` starts on (`direct`, `mqtt`).
     pub fn active_transport(&self, device_id: &str) -> Option<&'static str> {
         let link = self.terminals.get(device_id)?;
