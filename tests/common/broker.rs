@@ -120,7 +120,7 @@ impl Broker {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let binary = Self::binary().unwrap_or_else(|why| panic!("{why}"));
+        let binary = Self::binary().unwrap_or_else(|why| panic!("{why}; {NEEDS}"));
         let child = Command::new(binary)
             .arg("-c")
             .arg(&self.conf)
