@@ -134,6 +134,10 @@ struct SimArgs {
     /// Fault: exit right after recording the next outcome, before answering.
     #[arg(long = "crash-after-outcome")]
     crash_after_outcome: bool,
+    /// Fault: keep every payment in progress after its card time until
+    /// `POST /sim/faults` clears holdPayments.
+    #[arg(long = "hold-payments")]
+    hold_payments: bool,
     /// Announce the terminal over mDNS as _instorepay._tcp.local. (run it inside a
     /// network namespace of its own, or name interfaces with --mdns-interface).
     #[arg(long)]
@@ -319,6 +323,7 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
             hang: args.hang,
             ignore_polls: args.ignore_polls,
             crash_after_outcome: args.crash_after_outcome,
+            hold_payments: args.hold_payments,
         },
         ..SimOptions::default()
     })?;

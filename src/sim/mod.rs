@@ -35,6 +35,10 @@ pub struct Faults {
     /// Exit the process right after recording the next payment's outcome, before
     /// answering (the terminal approved, then died).
     pub crash_after_outcome: bool,
+    /// Every payment stays at the card (in progress) after its card time until this is
+    /// cleared: a test that must act mid-payment holds it instead of racing a clock.
+    /// A cancel still ends a held payment.
+    pub hold_payments: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -66,7 +70,8 @@ pub(crate) struct Sim {
     opts: SimOptions,
     state: Mutex<SimState>,
     faults: Mutex<Faults>,
-    /// Wakes hanging requests when the `hang` fault is cleared.
+    /// Wakes hanging requests and held payments when the faults change (`hang` or
+    /// `holdPayments` cleared).
     unhang: Notify,
 }
 

@@ -115,6 +115,17 @@ async fn wait_while_hanging(sim: &Sim) {
     }
 }
 
+/// `holdPayments`: the card stays in the reader until the fault is cleared.
+async fn wait_while_held(sim: &Sim) {
+    loop {
+        let woken = sim.unhang.notified();
+        if !lock(&sim.faults).hold_payments {
+            return;
+        }
+        woken.await;
+    }
+}
+
 fn take_ignored_poll(sim: &Sim) -> bool {
     let mut faults = lock(&sim.faults);
     if faults.ignore_polls > 0 {
@@ -248,7 +259,10 @@ async fn run_payment(
 ) {
     let id = request.transaction_id.clone();
     let cancelled = tokio::select! {
-        _ = tokio::time::sleep(sim.opts.card_time) => false,
+        _ = async {
+            tokio::time::sleep(sim.opts.card_time).await;
+            wait_while_held(&sim).await;
+        } => false,
         _ = cancel.notified() => true,
     };
     let mut state = lock(&sim.state);
