@@ -1,40 +1,211 @@
-//! The layers of configuration and their merge: defaults → JSON file → `ECRLINK_*`
-//! environment → command line. figment does the merge and remembers which layer each
-//! value came from, so a problem can say "from environment variable ECRLINK_PORT".
+//! The layers and their merge: the JSON file, then `ECRLINK_*` variables, then the
+//! command line, each setting a value at a key path and remembering where it came from,
+//! so a problem can say "from environment variable ECRLINK_PORT". Defaults are the
+//! validation pass's, for keys no layer set.
 //!
-//! Each layer is a plain JSON map wrapped in [`Layer`], not figment's `Json` and `Env`
-//! providers: the file is parsed here to report line/column, a UTF-8 BOM and duplicate
-//! keys, and environment values are kept as the exact strings given, because `Env`
-//! sniffs types ("0001" would become the number 1, a long numeric key would lose digits).
+//! A variable names a path with `__` between keys and list indexes, matched without
+//! regard to case: `ECRLINK_TERMINALS__1__TERMINALIP` sets `terminals[1].terminalIp`.
+//! Values stay the strings given (`"0001"` is not the number 1); a value that is a JSON
+//! object or list (`ECRLINK_FALLBACK='{"mqtt": …}'`) sets that whole value.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
 
-use figment::value::{Dict, Map as ProfileMap, Value as FigmentValue};
-use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::Problem;
-use super::keys;
+use super::schema::all_keys;
 
-/// The configuration after merging, with where each value came from.
-pub(super) struct Merged {
-    pub values: Map<String, Value>,
-    figment: Figment,
+/// Environment variables that set a key start with this (matched case-insensitively).
+pub(super) const ENV_PREFIX: &str = "ECRLINK_";
+/// Between the keys of a nested path in a variable's name.
+pub(super) const ENV_SEPARATOR: &str = "__";
+
+/// The merged values and, per key path a layer set, its source.
+pub(super) struct Layers {
+    pub tree: Value,
+    sources: Vec<(String, String)>,
 }
 
-impl Merged {
-    /// Where `key`'s value came from, e.g. `environment variable ECRLINK_PORT`.
-    pub fn source(&self, key: &str) -> Option<String> {
-        // figment reads "a.b" as a path into nested maps; such a key has no source here.
-        if key.contains('.') {
-            return None;
+#[derive(Clone, Debug, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn display(path: &[Step]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => text.push_str(&format!(".{key}")),
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
         }
-        let metadata = self.figment.find_metadata(key)?;
-        Some(metadata.interpolate(&Profile::Default, &[key]))
     }
+    text
+}
+
+impl Layers {
+    /// The file's (or text's) values, every top-level key credited to `source`.
+    pub fn new(file: Option<(Map<String, Value>, String)>) -> Layers {
+        let (tree, source) = file.unwrap_or_default();
+        let sources = tree.keys().map(|k| (k.clone(), source.clone())).collect();
+        Layers {
+            tree: Value::Object(tree),
+            sources,
+        }
+    }
+
+    /// Where the value at `path` came from: the layer that set it or a key above it,
+    /// else one that set a key inside it.
+    pub fn source(&self, path: &str) -> Option<String> {
+        let above = self
+            .sources
+            .iter()
+            .filter(|(p, _)| p == path || under(path, p));
+        let above = above.max_by_key(|(p, _)| p.len());
+        let inside = || self.sources.iter().find(|(p, _)| under(p, path));
+        above.or_else(inside).map(|(_, s)| s.clone())
+    }
+
+    fn set(&mut self, path: &[Step], value: Value, source: &str) -> Result<(), String> {
+        let mut node = &mut self.tree;
+        for step in path {
+            node = match step {
+                Step::Key(key) => {
+                    if !node.is_object() {
+                        *node = Value::Object(Map::new());
+                    }
+                    let map = node.as_object_mut().expect("made an object");
+                    map.entry(key.clone()).or_insert(Value::Null)
+                }
+                Step::Index(i) => {
+                    if !node.is_array() {
+                        *node = Value::Array(Vec::new());
+                    }
+                    let items = node.as_array_mut().expect("made a list");
+                    if *i > items.len() {
+                        let n = items.len();
+                        return Err(format!(
+                            "the list has {n} entries: use index {n} to add one"
+                        ));
+                    }
+                    if *i == items.len() {
+                        items.push(Value::Null);
+                    }
+                    &mut items[*i]
+                }
+            };
+        }
+        *node = value;
+        let at = display(path);
+        self.sources.retain(|(p, _)| *p != at && !under(p, &at));
+        self.sources.push((at, source.to_string()));
+        Ok(())
+    }
+
+    /// Applies `ECRLINK_*` variables. A variable that names no key, or a second one
+    /// naming the same path, is a problem: an override must never be silently ignored.
+    pub fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<Problem>) {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (name, value) in env {
+            let Some(suffix) = env_suffix(name) else {
+                continue;
+            };
+            let source = format!("environment variable {name}");
+            let problem = |key: String, message: String| Problem {
+                key,
+                value: None,
+                source: Some(source.clone()),
+                message,
+            };
+            let Some(path) = env_path(suffix) else {
+                let message = format!(
+                    "is not a setting: {ENV_PREFIX}<KEY> must name a config key, nested keys and \
+                     list indexes joined by {ENV_SEPARATOR} (like ECRLINK_TERMINALS__0__TERMINALIP)"
+                );
+                problems.push(problem(name.clone(), message));
+                continue;
+            };
+            let at = display(&path);
+            if let Some((_, first)) = seen.iter().find(|(p, _)| *p == at) {
+                problems.push(problem(
+                    at,
+                    format!("is set by both {first} and {name}; keep one"),
+                ));
+                continue;
+            }
+            if let Err(message) = self.set(&path, env_value(value), &source) {
+                problems.push(problem(at.clone(), message));
+            }
+            seen.push((at, name));
+        }
+    }
+
+    /// Applies command-line values, keyed by their exact top-level key names.
+    pub fn apply_cli(&mut self, values: &[(String, Value)]) {
+        for (key, value) in values {
+            let path = [Step::Key(key.clone())];
+            self.set(&path, value.clone(), "command line")
+                .expect("a top-level key is always settable");
+        }
+    }
+}
+
+/// Whether `path` lies inside the value at `above` (`terminals[1].deviceId` in `terminals`).
+fn under(path: &str, above: &str) -> bool {
+    path.strip_prefix(above)
+        .is_some_and(|rest| rest.starts_with(['.', '[']))
+}
+
+/// The part after `ECRLINK_` (prefix matched case-insensitively), if the variable has it.
+fn env_suffix(name: &str) -> Option<&str> {
+    let prefix = name.get(..ENV_PREFIX.len())?;
+    prefix
+        .eq_ignore_ascii_case(ENV_PREFIX)
+        .then(|| &name[ENV_PREFIX.len()..])
+}
+
+/// `TERMINALS__1__TERMINALIP` → `terminals[1].terminalIp`, keys spelled as in the file.
+fn env_path(suffix: &str) -> Option<Vec<Step>> {
+    let key = |part: &str| all_keys().find(|k| k.eq_ignore_ascii_case(part));
+    let steps = suffix
+        .split(ENV_SEPARATOR)
+        .enumerate()
+        .map(|(i, part)| match part.parse() {
+            Ok(index) if i > 0 => Some(Step::Index(index)),
+            _ => key(part).map(|k| Step::Key(k.to_string())),
+        });
+    steps.collect()
+}
+
+fn env_value(value: &str) -> Value {
+    match serde_json::from_str::<Value>(value) {
+        Ok(json @ (Value::Object(_) | Value::Array(_))) => json,
+        _ => Value::String(value.to_string()),
+    }
+}
+
+/// The process's `ECRLINK_*` variables. `std::env::vars` would panic on a non-UTF-8
+/// variable anywhere in the environment; ours must be UTF-8, others are none of our business.
+pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
+    let mut vars = Vec::new();
+    let mut problems = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|name| env_suffix(name).is_some()) else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => vars.push((name.to_string(), value)),
+            Err(_) => problems.push(Problem {
+                key: name.to_string(),
+                value: None,
+                source: Some(format!("environment variable {name}")),
+                message: "is not valid UTF-8".to_string(),
+            }),
+        }
+    }
+    (vars, problems)
 }
 
 /// A JSON object read from a file or given as text, with the keys it held twice.
@@ -61,269 +232,22 @@ pub(super) fn parse_json(bytes: &[u8]) -> Result<JsonLayer, String> {
 
 impl<'de> Deserialize<'de> for JsonLayer {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(JsonLayerVisitor)
-    }
-}
-
-struct JsonLayerVisitor;
-
-impl<'de> Visitor<'de> for JsonLayerVisitor {
-    type Value = JsonLayer;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object of settings, like {\"terminalIp\": \"192.168.1.20\"}")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<JsonLayer, A::Error> {
-        let mut layer = JsonLayer {
-            values: Map::new(),
-            duplicates: Vec::new(),
-        };
-        while let Some((key, value)) = access.next_entry::<String, Value>()? {
-            if layer.values.insert(key.clone(), value).is_some() && !layer.duplicates.contains(&key)
-            {
-                layer.duplicates.push(key);
+        struct TopLevel;
+        impl<'de> Visitor<'de> for TopLevel {
+            type Value = JsonLayer;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of settings, like {\"terminalIp\": \"192.168.1.20\"}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<JsonLayer, A::Error> {
+                let (mut values, mut duplicates) = (Map::new(), Vec::new());
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    if values.insert(key.clone(), value).is_some() && !duplicates.contains(&key) {
+                        duplicates.push(key);
+                    }
+                }
+                Ok(JsonLayer { values, duplicates })
             }
         }
-        Ok(layer)
-    }
-}
-
-/// Where the JSON layer came from.
-pub(super) enum Origin<'a> {
-    File(&'a Path),
-    Text,
-}
-
-/// Merges the layers. Problems found while building them (duplicate file keys,
-/// environment variables that name no key) come back to be reported with the rest.
-pub(super) fn merge(
-    json: Option<(JsonLayer, Origin<'_>)>,
-    env: &[(String, String)],
-    cli: &[(String, Value)],
-) -> (Merged, Vec<Problem>) {
-    let mut problems = Vec::new();
-    let mut figment = Figment::new().merge(Layer::new("default", keys::defaults()));
-
-    if let Some((json, origin)) = json {
-        let source = match origin {
-            Origin::File(path) => format!("file {}", path.display()),
-            Origin::Text => "JSON text".to_string(),
-        };
-        for key in json.duplicates {
-            problems.push(Problem {
-                key,
-                value: None,
-                source: Some(source.clone()),
-                message: "appears more than once; only the last value would count".to_string(),
-            });
-        }
-        let mut layer = Layer::new(&source, json.values);
-        if let Origin::File(path) = origin {
-            layer.metadata = layer.metadata.source(Source::File(path.to_path_buf()));
-        }
-        figment = figment.merge(layer);
-    }
-
-    let (env_values, env_names) = env_layer(env, &mut problems);
-    let env_metadata = Metadata::named("environment variables").interpolater(move |_, path| {
-        match path.first().and_then(|key| env_names.get(*key)) {
-            Some(name) => format!("environment variable {name}"),
-            None => "environment variables".to_string(),
-        }
-    });
-    figment = figment.merge(Layer {
-        metadata: env_metadata,
-        values: env_values,
-    });
-
-    let cli_values = cli.iter().cloned().collect();
-    figment = figment.merge(Layer::new("command line", cli_values));
-
-    let values = match figment.extract::<Map<String, Value>>() {
-        Ok(values) => values,
-        Err(error) => {
-            // Every layer is a JSON map, so this is not expected; report it, don't panic.
-            problems.push(Problem {
-                key: error.path.join("."),
-                value: None,
-                source: None,
-                message: error.to_string(),
-            });
-            Map::new()
-        }
-    };
-    (Merged { values, figment }, problems)
-}
-
-/// Maps `ECRLINK_<KEY>` variables onto the exact JSON key names. A prefixed variable that
-/// names no key, or two variables naming the same key, is a problem: an override must never
-/// be silently ignored. Returns the values and, per key, the variable that set it.
-fn env_layer(
-    env: &[(String, String)],
-    problems: &mut Vec<Problem>,
-) -> (Map<String, Value>, HashMap<String, String>) {
-    let mut values = Map::new();
-    let mut names: HashMap<String, String> = HashMap::new();
-    for (name, value) in env {
-        let Some(suffix) = env_suffix(name) else {
-            continue;
-        };
-        let Some(key) = keys::from_env_suffix(suffix) else {
-            problems.push(Problem {
-                key: name.clone(),
-                value: None,
-                source: Some(format!("environment variable {name}")),
-                message: format!(
-                    "is not a setting: {}<KEY> must name a config key ({})",
-                    keys::ENV_PREFIX,
-                    keys::ALL.join(", ")
-                ),
-            });
-            continue;
-        };
-        if let Some(first) = names.get(key) {
-            problems.push(Problem {
-                key: key.to_string(),
-                value: None,
-                source: Some(format!("environment variables {first} and {name}")),
-                message: format!("is set by both {first} and {name}; keep one"),
-            });
-            continue;
-        }
-        names.insert(key.to_string(), name.clone());
-        values.insert(key.to_string(), Value::String(value.clone()));
-    }
-    (values, names)
-}
-
-/// The part after `ECRLINK_` (prefix matched case-insensitively), if the variable has it.
-fn env_suffix(name: &str) -> Option<&str> {
-    let prefix = name.get(..keys::ENV_PREFIX.len())?;
-    prefix
-        .eq_ignore_ascii_case(keys::ENV_PREFIX)
-        .then(|| &name[keys::ENV_PREFIX.len()..])
-}
-
-/// The process's `ECRLINK_*` variables. `std::env::vars` would panic on a non-UTF-8
-/// variable anywhere in the environment; ours must be UTF-8, others are none of our business.
-pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
-    let mut vars = Vec::new();
-    let mut problems = Vec::new();
-    for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().filter(|name| env_suffix(name).is_some()) else {
-            continue;
-        };
-        match value.into_string() {
-            Ok(value) => vars.push((name.to_string(), value)),
-            Err(_) => problems.push(Problem {
-                key: name.to_string(),
-                value: None,
-                source: Some(format!("environment variable {name}")),
-                message: "is not valid UTF-8".to_string(),
-            }),
-        }
-    }
-    (vars, problems)
-}
-
-/// One layer for figment: a JSON map and metadata whose interpolater names the source.
-struct Layer {
-    metadata: Metadata,
-    values: Map<String, Value>,
-}
-
-impl Layer {
-    fn new(source: &str, values: Map<String, Value>) -> Layer {
-        let source = source.to_string();
-        let metadata = Metadata::named(source.clone()).interpolater(move |_, _| source.clone());
-        Layer { metadata, values }
-    }
-}
-
-impl Provider for Layer {
-    fn metadata(&self) -> Metadata {
-        self.metadata.clone()
-    }
-
-    fn data(&self) -> Result<ProfileMap<Profile, Dict>, figment::Error> {
-        let mut dict = Dict::new();
-        for (key, value) in &self.values {
-            dict.insert(key.clone(), FigmentValue::serialize(value)?);
-        }
-        Ok(Profile::Default.collect(dict))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn json_errors_carry_line_and_column() {
-        let message = parse_json(b"{\n  \"port\": 3000,\n}").err().unwrap();
-        assert!(message.contains("line 3"), "{message}");
-        let message = parse_json(b"[1, 2]").err().unwrap();
-        assert!(message.contains("JSON object"), "{message}");
-        let message = parse_json(b"{} {}").err().unwrap();
-        assert!(message.contains("trailing"), "{message}");
-        let message = parse_json(b"{\"url\": \"caf\xE9\"}").err().unwrap();
-        assert!(message.contains("UTF-8"), "{message}");
-    }
-
-    #[test]
-    fn bom_is_skipped_and_duplicates_are_noted() {
-        let layer = parse_json(b"\xEF\xBB\xBF{\"mode\": \"B\", \"mode\": \"F\"}").unwrap();
-        assert_eq!(layer.values["mode"], "F");
-        assert_eq!(layer.duplicates, vec!["mode".to_string()]);
-    }
-
-    #[test]
-    fn env_values_stay_strings_and_sources_name_the_variable() {
-        let (merged, problems) = merge(None, &env(&[("ECRLINK_deviceId", "0001")]), &[]);
-        assert!(problems.is_empty());
-        assert_eq!(merged.values["deviceId"], "0001");
-        assert_eq!(
-            merged.source("deviceId").as_deref(),
-            Some("environment variable ECRLINK_deviceId")
-        );
-        assert_eq!(merged.source("port").as_deref(), Some("default"));
-    }
-
-    #[test]
-    fn later_layers_win_and_keep_their_source() {
-        let json = parse_json(br#"{"port": 1000, "retries": 5}"#).unwrap();
-        let cli = [("port".to_string(), Value::from(0))];
-        let (merged, _) = merge(
-            Some((json, Origin::File(Path::new("x.json")))),
-            &env(&[("ECRLINK_PORT", "2000")]),
-            &cli,
-        );
-        assert_eq!(merged.values["port"], 0);
-        assert_eq!(merged.source("port").as_deref(), Some("command line"));
-        assert_eq!(merged.source("retries").as_deref(), Some("file x.json"));
-    }
-
-    #[test]
-    fn unknown_and_ambiguous_variables_are_problems_others_ignored() {
-        let vars = env(&[
-            ("PATH", "/bin"),
-            ("ECRLINKX", "1"),
-            ("ECRLINK_BOGUS", "1"),
-            ("ECRLINK_PORT", "1"),
-            ("ecrlink_port", "2"),
-        ]);
-        let (merged, problems) = merge(None, &vars, &[]);
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["ECRLINK_BOGUS", "port"]);
-        assert!(problems[1].message.contains("ecrlink_port"));
-        assert_eq!(merged.values["port"], "1");
+        deserializer.deserialize_map(TopLevel)
     }
 }

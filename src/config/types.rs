@@ -1,5 +1,5 @@
-//! The small typed values of the configuration: secrets, the connector mode and the
-//! push technology named by the seed's `startTecnology`.
+//! The small typed values of the configuration: secrets, the connector mode, the push
+//! technology named by the seed's `startTecnology` and a terminal's protocol profile.
 
 use std::fmt;
 
@@ -40,31 +40,24 @@ pub enum Mode {
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::F => "F",
-        }
+        "F"
     }
 
-    /// Reads the seed's `mode` value; the error is the whole message for the user.
     pub(super) fn parse(text: &str) -> Result<Mode, String> {
         match text.trim().to_ascii_uppercase().as_str() {
             "F" => Ok(Mode::F),
-            "B" | "S" => Err("modes B and S need the vendor's cloud (Pushy/SignalR via \
-                              Azure); ecrlink is cloud-free and runs mode F only: set \
-                              \"mode\": \"F\" and \"terminalIp\""
-                .to_string()),
+            "B" | "S" => Err(
+                "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); \
+                              ecrlink is cloud-free and runs mode F only: set \"mode\": \"F\" \
+                              and \"terminalIp\""
+                    .into(),
+            ),
             _ => Err(
                 "must be \"F\" (the only mode ecrlink runs; the vendor's B and S need \
                       its cloud)"
-                    .to_string(),
+                    .into(),
             ),
         }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -80,6 +73,8 @@ pub enum StartTechnology {
 }
 
 impl StartTechnology {
+    const ALL: [StartTechnology; 4] = [Self::None, Self::Pushy, Self::Signalr, Self::Mqtt];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StartTechnology::None => "none",
@@ -95,58 +90,29 @@ impl StartTechnology {
     }
 
     pub(super) fn parse(text: &str) -> Result<StartTechnology, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(StartTechnology::None),
-            "pushy" => Ok(StartTechnology::Pushy),
-            "signalr" => Ok(StartTechnology::Signalr),
-            "mqtt" => Ok(StartTechnology::Mqtt),
-            _ => Err("must be one of none, pushy, signalr, mqtt".to_string()),
-        }
+        let text = text.trim().to_ascii_lowercase();
+        let found = Self::ALL.into_iter().find(|t| t.as_str() == text);
+        found.ok_or_else(|| "must be one of none, pushy, signalr, mqtt".into())
     }
 }
 
-impl fmt::Display for StartTechnology {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The protocol a terminal speaks. Only the InStore REST protocol today; the key exists
+/// so that a second protocol can be chosen per terminal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    #[default]
+    Instore,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_never_prints() {
-        let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret}"), "***");
-        assert_eq!(format!("{secret:?}"), "***");
-        assert_eq!(format!("{:?}", Some(secret.clone())), "Some(***)");
-        assert_eq!(secret.expose(), "hunter2");
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        "instore"
     }
 
-    #[test]
-    fn mode_f_only_and_cloud_modes_explained() {
-        assert_eq!(Mode::parse("F"), Ok(Mode::F));
-        assert_eq!(Mode::parse(" f "), Ok(Mode::F));
-        for cloud in ["B", "S", "s"] {
-            let message = Mode::parse(cloud).unwrap_err();
-            assert!(message.contains("cloud-free"), "{message}");
-            assert!(message.contains("\"mode\": \"F\""), "{message}");
+    pub(super) fn parse(text: &str) -> Result<Profile, String> {
+        match text.trim().eq_ignore_ascii_case("instore") {
+            true => Ok(Profile::Instore),
+            false => Err("must be \"instore\" (the only terminal protocol ecrlink speaks)".into()),
         }
-        assert!(Mode::parse("X").unwrap_err().contains("\"F\""));
-    }
-
-    #[test]
-    fn start_technology_is_case_insensitive() {
-        assert_eq!(StartTechnology::parse("Pushy"), Ok(StartTechnology::Pushy));
-        assert_eq!(
-            StartTechnology::parse("SignalR"),
-            Ok(StartTechnology::Signalr)
-        );
-        assert_eq!(StartTechnology::parse("MQTT"), Ok(StartTechnology::Mqtt));
-        assert_eq!(StartTechnology::parse("none"), Ok(StartTechnology::None));
-        assert!(!StartTechnology::None.wants_push_fallback());
-        assert!(StartTechnology::Signalr.wants_push_fallback());
-        assert!(StartTechnology::parse("carrier-pigeon").is_err());
     }
 }

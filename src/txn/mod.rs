@@ -60,6 +60,8 @@ pub struct TerminalLink {
     /// Index into `transports` that new work starts on: a switch moves it to the
     /// fallback, the failback monitor moves it back when the direct link is healthy.
     pub active: Arc<AtomicUsize>,
+    /// This terminal's `pollSeconds`, when it differs from [`Timing::poll`].
+    pub poll: Option<Duration>,
 }
 
 impl TerminalLink {
@@ -69,6 +71,7 @@ impl TerminalLink {
             transports,
             health: None,
             active: Arc::new(AtomicUsize::new(0)),
+            poll: None,
         }
     }
 
@@ -322,7 +325,10 @@ impl Payments {
             },
         );
         lock(&self.busy).insert(device.clone(), id.clone());
-        let timing = self.timing.clone();
+        let mut timing = self.timing.clone();
+        if let Some(poll) = link.and_then(|t| t.poll) {
+            timing.poll = poll;
+        }
         let has_fallback = transports.len() > 1;
         // `has_fallback` means "another transport to switch to", whichever it starts on.
         let machine = if recovering {
