@@ -13,6 +13,7 @@ use super::validate::{check_transaction_id, parse_payment};
 use super::{Api, ApiError, Metrics};
 use crate::constants::MAX_BODY_BYTES;
 use crate::http::{Body, BodyError, json, read_body, segments, with_type};
+use crate::probe::{Health, LinkState};
 use crate::terminal::wire::{TxnKind, TxnResult, TxnStatus, Version};
 use crate::txn::{Admission, CancelError, SubmitError, wait_result};
 
@@ -117,9 +118,7 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         (["v1", "terminals", device], &Method::GET) => {
             match api.terminals.iter().find(|t| t.device_id == *device) {
                 Some(t) => Ok(json(StatusCode::OK, &terminal_json(api, t))),
-                None => Err(ApiError::UnknownDevice(format!(
-                    "no terminal with deviceId {device} is configured"
-                ))),
+                None => Err(unknown_device(api, device)),
             }
         }
         ([], _) | (["openapi.json"], _) | (["metrics"], _) | (["v1", "getVersion"], _) => {
@@ -199,11 +198,7 @@ async fn payment(
             Metrics::bump(&api.metrics.payments_replayed);
             result
         }
-        Err(SubmitError::UnknownDevice(d)) => {
-            return Err(ApiError::UnknownDevice(format!(
-                "no terminal with deviceId {d} is configured"
-            )));
-        }
+        Err(SubmitError::UnknownDevice(d)) => return Err(unknown_device(api, &d)),
         Err(e @ SubmitError::Conflict(_)) => {
             return Err(ApiError::TransactionConflict(e.to_string()));
         }
@@ -246,6 +241,15 @@ pub(super) fn result_response(mut r: TxnResult) -> Response<Body> {
     // Not final in time: the POS hears `unknown`, never a guess.
     r.status = TxnStatus::Unknown;
     json(StatusCode::GATEWAY_TIMEOUT, &r)
+}
+
+/// 404 `unknown_device`, naming the terminals that are configured.
+fn unknown_device(api: &Api, device: &str) -> ApiError {
+    let ids: Vec<&str> = api.terminals.iter().map(|t| t.device_id.as_str()).collect();
+    ApiError::UnknownDevice(format!(
+        "no terminal with deviceId {device} is configured; configured: {}",
+        ids.join(", ")
+    ))
 }
 
 fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
@@ -302,6 +306,7 @@ async fn metrics(api: &Api) -> Result<Response<Body>, ApiError> {
             st.as_str()
         ));
     }
+    terminal_metrics(api, &mut out);
     out.push_str(&format!(
         "# HELP ecrlink_uptime_seconds Seconds since start.\n# TYPE ecrlink_uptime_seconds gauge\necrlink_uptime_seconds {}\n",
         api.started.elapsed().as_secs()
@@ -311,4 +316,79 @@ async fn metrics(api: &Api) -> Result<Response<Body>, ApiError> {
         "text/plain; version=0.0.4",
         out.into_bytes(),
     ))
+}
+
+/// The per-terminal series, each labelled with its `device_id`.
+fn terminal_metrics(api: &Api, out: &mut String) {
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&Health) -> Vec<(String, f64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for t in &api.terminals {
+                let health = t.health.borrow();
+                for (extra, v) in value(&health) {
+                    out.push_str(&format!(
+                        "{name}{{device_id=\"{}\"{extra}}} {v}\n",
+                        t.device_id
+                    ));
+                }
+            }
+        };
+    family(
+        "ecrlink_terminal_link",
+        "gauge",
+        "1 for the terminal's current link state (unknown, up, degraded, down).",
+        &|h| {
+            let states = [
+                LinkState::Unknown,
+                LinkState::Up,
+                LinkState::Degraded,
+                LinkState::Down,
+            ];
+            let one = |s: LinkState| f64::from(u8::from(h.state == s));
+            states
+                .iter()
+                .map(|s| (format!(",state=\"{}\"", s.as_str()), one(*s)))
+                .collect()
+        },
+    );
+    family(
+        "ecrlink_terminal_link_changes_total",
+        "counter",
+        "Link state changes since start-up.",
+        &|h| vec![(String::new(), h.changes as f64)],
+    );
+    family(
+        "ecrlink_terminal_busy",
+        "gauge",
+        "1 while a transaction occupies the terminal.",
+        &|h| {
+            vec![(
+                String::new(),
+                f64::from(u8::from(api.payments.busy_with(&h.device_id).is_some())),
+            )]
+        },
+    );
+    family(
+        "ecrlink_terminal_on_fallback",
+        "gauge",
+        "1 while new work for the terminal starts on the push fallback.",
+        &|h| {
+            let active = api.payments.active_transport(&h.device_id);
+            vec![(
+                String::new(),
+                f64::from(u8::from(active.is_some_and(|t| t != "direct"))),
+            )]
+        },
+    );
+    family(
+        "ecrlink_terminal_icmp_rtt_milliseconds",
+        "gauge",
+        "Round-trip time of the last ICMP echo answered.",
+        &|h| {
+            h.last_icmp_rtt_ms
+                .map(|ms| (String::new(), ms))
+                .into_iter()
+                .collect()
+        },
+    );
 }
