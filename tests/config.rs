@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ecrlink::config::{
-    self, Config, ConfigError, Mode, Overrides, Problem, Profile, Secret, StartTechnology, Terminal,
+    self, Config, ConfigError, Overrides, Problem, Profile, Secret, StartTechnology, Terminal,
 };
 use ecrlink::constants::DEFAULT_DEVICE_ID;
 use serde_json::{Value, json};
@@ -176,7 +176,7 @@ fn seed_file_gives_exact_typed_values() {
         "127.0.0.1:3000".parse::<SocketAddr>().unwrap()
     );
     assert!(config.ssl);
-    assert_eq!(config.mode, Mode::F);
+    assert_eq!(config.effective()["mode"], "F");
     assert_eq!(lane(&config).device_id, DEFAULT_DEVICE_ID);
     assert_eq!(
         lane(&config).address,

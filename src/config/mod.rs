@@ -12,6 +12,7 @@ mod schema;
 mod types;
 mod validate;
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,86 +20,71 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use error::{ConfigError, Problem};
-pub use types::{Mode, Profile, Secret, StartTechnology};
+pub use types::{Profile, Secret, StartTechnology};
 
 use crate::transport::mqtt::wire::BrokerUrl;
 
-/// The effective configuration, every value typed and checked.
+/// The effective configuration, every value typed and checked. The keys' meanings are in
+/// `config/examples/README.md`; the mode is always F, so it is not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where the integrator API listens (`url` + `port`; "localhost" is 127.0.0.1, port 0
-    /// asks for an ephemeral port).
+    /// `url` + `port`: where the API listens ("localhost" is 127.0.0.1; port 0 asks for a
+    /// free one).
     pub listen: SocketAddr,
-    /// `SSL`: serve the API over HTTPS.
+    /// `SSL`: the API over HTTPS.
     pub ssl: bool,
-    pub mode: Mode,
-    /// `terminals`, or the one terminal of the seed's `terminalIp`/`deviceId`. Never
-    /// empty; `deviceId`s and addresses are unique.
+    /// `terminals`, or the one of the seed's `terminalIp`/`deviceId`. Never empty;
+    /// `deviceId`s and addresses are unique.
     pub terminals: Vec<Terminal>,
-    /// `startTecnology`: whether the push fallback is wanted.
     pub start_technology: StartTechnology,
-    /// `loopsBefore`: unanswered status polls in a row before switching transport.
     pub loops_before: u32,
-    /// `timeStop`: the longest a sale may take before the POS gets `unknown`.
     pub time_stop: Duration,
-    /// `retries`: most background reconciliation attempts after a sale ended `unknown`.
     pub retries: u32,
     pub certs_dir: PathBuf,
-    /// `journal`: the SQLite file of the transaction journal.
     pub journal: PathBuf,
     pub journal_retention_days: u32,
-    /// `probeIntervalMs`: interval of the reachability probes.
     pub probe_interval: Duration,
-    /// `probeDownAfter` / `probeUpAfter`: failed rounds before `down`, good rounds before `up`.
     pub probe_down_after: u32,
     pub probe_up_after: u32,
-    /// `mdns`: browse for terminals that moved (off unless enabled with interfaces).
     pub mdns: MdnsConfig,
-    /// `apiKey`: when set, API callers must present it.
     pub api_key: Option<Secret>,
-    /// The seed's `key` (vendor installation key): accepted for compatibility, unused,
-    /// since ecrlink pairs by certificates.
+    /// The seed's `key` (vendor installation key): accepted, unused (ecrlink pairs by
+    /// certificates).
     pub key: Option<Secret>,
-    /// `fallback.mqtt`, as configured; [`Config::mqtt_fallback`] says whether it is on.
+    /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
 }
 
-/// One lane's terminal.
+/// One lane's terminal; unset timings are the top-level ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Terminal {
-    /// `deviceId`: `[A-Za-z0-9._-]{1,64}`; the POS names the terminal of a sale by it.
     pub device_id: String,
-    /// `terminalIp`: the terminal's fixed address (port 3000 when not given).
+    /// `terminalIp`: its fixed address (port 3000 when not given).
     pub address: SocketAddr,
     pub profile: Profile,
-    /// `staticIptimeOut` (its own or the top-level one): deadline for TCP connect plus
-    /// TLS handshake.
+    /// `staticIptimeOut`: deadline for TCP connect plus TLS handshake.
     pub static_ip_timeout: Duration,
-    /// `pollSeconds` (its own or the top-level one): interval of status polls in a sale.
+    /// `pollSeconds`: interval of status polls during a sale.
     pub poll_interval: Duration,
-    /// Whether this terminal uses the push fallback: it is on for the gateway and the
-    /// entry does not say `"fallback": false`.
+    /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
     pub fallback: bool,
 }
 
-/// `mdns: { "enabled": bool, "interfaces": ["eth0", …] }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MdnsConfig {
     pub enabled: bool,
     pub interfaces: Vec<String>,
 }
 
-/// `fallback.mqtt`: the broker and the gateway's identity towards it.
+/// `fallback.mqtt`: the broker and the gateway's identity towards it; the files default
+/// to `certsDir`'s client.pem (CN `ecrlink-gateway`), client.key and ca.pem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttFallback {
     pub broker: BrokerUrl,
-    /// `clientId`: unique per gateway on a broker; default `ecrlink-<host name>`.
+    /// Unique per gateway on a broker; default `ecrlink-<host name>`.
     pub client_id: String,
-    /// Default `certsDir/client.pem` (CN `ecrlink-gateway`).
     pub client_cert: PathBuf,
-    /// Default `certsDir/client.key`.
     pub client_key: PathBuf,
-    /// Default `certsDir/ca.pem`.
     pub ca_cert: PathBuf,
 }
 
@@ -133,26 +119,26 @@ impl Overrides {
 /// `overrides`. A missing file is `NotFound` when `path_is_explicit` (the user named
 /// it); a missing default file means "defaults and environment only", and the caller
 /// says so in its log.
-pub fn load(
-    path: &Path,
-    path_is_explicit: bool,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
-    let file = match std::fs::read(path) {
-        Ok(bytes) => Some((bytes, format!("file {}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path_is_explicit => None,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigError::NotFound {
-                path: path.to_path_buf(),
-            });
+pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Config, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == ErrorKind::NotFound && !path_is_explicit => None,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(ConfigError::NotFound { path: path.into() });
         }
         Err(source) => {
-            let path = path.to_path_buf();
-            return Err(ConfigError::Io { path, source });
+            return Err(ConfigError::Io {
+                path: path.into(),
+                source,
+            });
         }
     };
-    let (env, problems) = layers::process_env();
-    build(file, Some(path), &env, problems, overrides)
+    let file = bytes
+        .as_deref()
+        .map(|b| (b, format!("file {}", path.display())));
+    let mut problems = Vec::new();
+    let env = layers::process_env(&mut problems);
+    layers::build(file, Some(path), &env, problems, cli.all())
 }
 
 /// Like [`load`] but with the JSON given as text (or absent) and the environment given
@@ -160,41 +146,10 @@ pub fn load(
 pub fn load_from(
     json_text: Option<&str>,
     env: &[(String, String)],
-    overrides: &Overrides,
+    cli: &Overrides,
 ) -> Result<Config, ConfigError> {
-    let file = json_text.map(|text| (text.as_bytes().to_vec(), "JSON text".to_string()));
-    build(file, None, env, Vec::new(), overrides)
-}
-
-fn build(
-    file: Option<(Vec<u8>, String)>,
-    path: Option<&Path>,
-    env: &[(String, String)],
-    mut problems: Vec<Problem>,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
-    let file = match file {
-        Some((bytes, source)) => {
-            let json = layers::parse_json(&bytes).map_err(|message| ConfigError::Syntax {
-                path: path.map(Path::to_path_buf),
-                message,
-            })?;
-            for key in json.duplicates {
-                problems.push(Problem {
-                    key,
-                    value: None,
-                    source: Some(source.clone()),
-                    message: "appears more than once; only the last value would count".into(),
-                });
-            }
-            Some((json.values, source))
-        }
-        None => None,
-    };
-    let mut layers = layers::Layers::new(file);
-    layers.apply_env(env, &mut problems);
-    layers.apply_cli(&overrides.all());
-    validate::validate(layers, problems)
+    let file = json_text.map(|text| (text.as_bytes(), "JSON text".to_string()));
+    layers::build(file, None, env, Vec::new(), cli.all())
 }
 
 impl Config {
@@ -229,7 +184,7 @@ impl Config {
             "port": self.listen.port(),
             "url": self.listen.ip().to_string(),
             "SSL": self.ssl,
-            "mode": self.mode.as_str(),
+            "mode": "F",
             "key": mask(&self.key),
             "apiKey": mask(&self.api_key),
             "startTecnology": self.start_technology.as_str(),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, value::MapDeserializer};
 use serde_json::{Map, Value};
 
-use super::types::{Mode, Profile, Secret, StartTechnology};
+use super::types::{Profile, Secret, StartTechnology};
 use crate::constants::DEFAULT_PORT;
 use crate::transport::mqtt::wire::BrokerUrl;
 
@@ -25,7 +25,7 @@ pub(super) struct RawConfig {
     pub url: Lenient<IpAddr>,
     #[serde(rename = "SSL")]
     pub ssl: Lenient<bool>,
-    pub mode: Lenient<Mode>,
+    pub mode: Lenient<String>,
     pub terminal_ip: Option<Lenient<SocketAddr>>,
     pub device_id: Option<Lenient<String>>,
     /// Each entry is read into a [`RawTerminal`].
@@ -90,7 +90,7 @@ pub(super) struct RawMqtt {
 }
 
 /// Every key an environment variable may name, at any depth.
-pub(super) fn all_keys() -> impl Iterator<Item = &'static str> + Clone {
+pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
     let structs = [
         fields::<RawConfig>(),
         fields::<RawTerminal>(),
@@ -247,7 +247,7 @@ macro_rules! parsed {
         }
     )*};
 }
-parsed!(Mode => Mode::parse, StartTechnology => StartTechnology::parse,
+parsed!(StartTechnology => StartTechnology::parse,
         Profile => Profile::parse, BrokerUrl => BrokerUrl::parse,
         IpAddr => parse_listen_ip, SocketAddr => parse_terminal_addr,
         String => |t: &str| Ok(t.to_string()), Secret => |t: &str| Ok(Secret::new(t)));

@@ -1,5 +1,5 @@
-//! The small typed values of the configuration: secrets, the connector mode, the push
-//! technology named by the seed's `startTecnology` and a terminal's protocol profile.
+//! The small typed values of the configuration: secrets, the push technology named by
+//! the seed's `startTecnology` and a terminal's protocol profile.
 
 use std::fmt;
 
@@ -31,33 +31,21 @@ impl fmt::Display for Secret {
     }
 }
 
-/// The connector mode. The vendor's modes B (standard) and S (proxy) pair and relay
-/// through its cloud; ecrlink is cloud-free and only runs F, the fixed-IP mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    F,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        "F"
-    }
-
-    pub(super) fn parse(text: &str) -> Result<Mode, String> {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "F" => Ok(Mode::F),
-            "B" | "S" => Err(
-                "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); \
-                              ecrlink is cloud-free and runs mode F only: set \"mode\": \"F\" \
-                              and \"terminalIp\""
-                    .into(),
-            ),
-            _ => Err(
-                "must be \"F\" (the only mode ecrlink runs; the vendor's B and S need \
-                      its cloud)"
-                    .into(),
-            ),
-        }
+/// The seed's `mode`. Its B (standard) and S (proxy) pair and relay through the vendor's
+/// cloud; ecrlink is cloud-free and runs only F, the fixed-IP mode, so F is all a valid
+/// configuration can say and the value is not kept.
+pub(super) fn check_mode(text: &str) -> Result<(), String> {
+    match text.trim().to_ascii_uppercase().as_str() {
+        "F" => Ok(()),
+        "B" | "S" => Err(
+            "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); \
+                          ecrlink is cloud-free and runs mode F only: set \"mode\": \"F\" and \
+                          \"terminalIp\""
+                .into(),
+        ),
+        _ => Err(
+            "must be \"F\" (the only mode ecrlink runs; B and S need the vendor's cloud)".into(),
+        ),
     }
 }
 
@@ -76,12 +64,7 @@ impl StartTechnology {
     const ALL: [StartTechnology; 4] = [Self::None, Self::Pushy, Self::Signalr, Self::Mqtt];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            StartTechnology::None => "none",
-            StartTechnology::Pushy => "pushy",
-            StartTechnology::Signalr => "signalr",
-            StartTechnology::Mqtt => "mqtt",
-        }
+        ["none", "pushy", "signalr", "mqtt"][self as usize]
     }
 
     /// Whether the push fallback is wanted at all (it still needs its own settings).
@@ -96,8 +79,8 @@ impl StartTechnology {
     }
 }
 
-/// The protocol a terminal speaks. Only the InStore REST protocol today; the key exists
-/// so that a second protocol can be chosen per terminal.
+/// The protocol a terminal speaks: only the InStore REST protocol today; the key exists
+/// so that a second one can be chosen per terminal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Profile {
     #[default]

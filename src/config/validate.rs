@@ -12,12 +12,14 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{Lenient, Object, RawConfig, RawFallback, RawTerminal, fields};
-use super::types::{Mode, Profile, StartTechnology};
+use super::schema::{
+    Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal, fields,
+};
+use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_PORT};
 use crate::pki;
-use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
+use crate::probe::health::{DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER};
 
 const MAX_NAME_LEN: usize = 64;
 const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
@@ -39,7 +41,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let port = r.get("port", raw.port, DEFAULT_PORT, &ok);
     let url = r.get("url", raw.url, [127, 0, 0, 1].into(), &ok);
     let ssl = r.get("SSL", raw.ssl, true, &ok);
-    let mode = r.get("mode", raw.mode, Mode::F, &ok);
+    r.get("mode", raw.mode, "F".into(), &|mode| check_mode(mode));
     let timeout = r.get("staticIptimeOut", raw.static_ip_timeout, s(5), &secs(120.0));
     let push = r.get(
         "startTecnology",
@@ -54,9 +56,12 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let key = r
         .opt("key", raw.key, &ok)
         .map(|k| k.filter(|k| !k.expose().is_empty()));
-    let empty = "must not be empty (remove it to run without an API key)";
-    let not_empty = range(1, usize::MAX, empty);
-    let api_key = r.opt("apiKey", raw.api_key, &|k| not_empty(&k.expose().len()));
+    let empty = range(
+        1,
+        usize::MAX,
+        "must not be empty (remove it to run without an API key)",
+    );
+    let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
     let retention = r.get(
@@ -66,10 +71,20 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         &count,
     );
     let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
-    let probe_ms = r.get("probeIntervalMs", raw.probe_interval_ms, 1000, &ms);
-    let down_after = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
-    let up_after = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
-    let mdns = r.nested::<super::schema::RawMdns>("mdns", raw.mdns);
+    let probe = r.get("probeIntervalMs", raw.probe_interval_ms, 1000, &ms);
+    let down = r.get(
+        "probeDownAfter",
+        raw.probe_down_after,
+        DEFAULT_DOWN_AFTER,
+        &rounds,
+    );
+    let up = r.get(
+        "probeUpAfter",
+        raw.probe_up_after,
+        DEFAULT_UP_AFTER,
+        &rounds,
+    );
+    let mdns: RawMdns = r.nested("mdns", raw.mdns);
     let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
     let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
     if enabled == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
@@ -89,11 +104,10 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         fallback: pushing && matches!(fallback, Some(Some(_))),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
-    let terminals = terminals(r, raw.terminals, shorthand, &lane, (poll, time_stop));
+    let terminals = lanes(r, raw.terminals, shorthand, &lane, (poll, time_stop));
     Some(Config {
         listen: SocketAddr::new(url?, port?),
         ssl: ssl?,
-        mode: mode?,
         terminals: terminals?,
         start_technology: push?,
         loops_before: loops_before?,
@@ -102,9 +116,9 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         certs_dir: certs_dir?,
         journal: journal?,
         journal_retention_days: retention?,
-        probe_interval: Duration::from_millis(probe_ms?),
-        probe_down_after: down_after?,
-        probe_up_after: up_after?,
+        probe_interval: Duration::from_millis(probe?),
+        probe_down_after: down?,
+        probe_up_after: up?,
         mdns: MdnsConfig {
             enabled: enabled?,
             interfaces: interfaces?,
@@ -116,7 +130,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
 }
 
 /// `terminals`, or the shorthand's one terminal; `lane` has the top-level settings.
-fn terminals(
+fn lanes(
     r: &mut Reader,
     list: Option<Lenient<Vec<Value>>>,
     (ip, id): (Option<Lenient<SocketAddr>>, Option<Lenient<String>>),
@@ -232,7 +246,7 @@ fn mqtt_fallback(
     let Some(map) = r.opt("fallback.mqtt", raw.mqtt, &ok)? else {
         return Some(None);
     };
-    let mqtt: super::schema::RawMqtt = r.strict("fallback.mqtt", map);
+    let mqtt: RawMqtt = r.strict("fallback.mqtt", map);
     let missing = "the broker's address, like \"mqtts://192.168.1.10:8883\"";
     let broker = r.need("fallback.mqtt.url", mqtt.url, missing, &ok);
     let client_id = r.opt("fallback.mqtt.clientId", mqtt.client_id, &|t| name(t));
