@@ -97,7 +97,9 @@ impl Gateway {
         } else {
             None
         };
-        let mqtt = match (config.mqtt_fallback(), &config.fallback) {
+        // One connection for every lane, and none when every lane says `"fallback": false`.
+        let wanted = config.terminals.iter().any(|t| t.fallback);
+        let mqtt = match (config.mqtt_fallback().filter(|_| wanted), &config.fallback) {
             (Some(mqtt), _) => {
                 let identity = (mqtt.client_cert.as_path(), mqtt.client_key.as_path());
                 let tls = tls::client_config(&mqtt.ca_cert, Some(identity)).map_err(|source| {
