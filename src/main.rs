@@ -17,7 +17,7 @@ use ecrlink::config::{self, Overrides};
 use ecrlink::constants::DEFAULT_DEVICE_ID;
 use ecrlink::pki::{self, InitOptions};
 use ecrlink::serve::Gateway;
-use ecrlink::sim::{Faults, SimMqtt, SimOptions, Simulator};
+use ecrlink::sim::{Faults, Fleet, FleetOptions};
 use ecrlink::transport::mqtt::wire::BrokerUrl;
 
 const DEFAULT_CONFIG: &str = "config/config.json";
@@ -114,12 +114,19 @@ struct SimArgs {
     /// Folder with terminal.pem and terminal.key.
     #[arg(long)]
     certs: PathBuf,
+    /// The (first) terminal's deviceId; with --devices the others count up from it.
     #[arg(long = "device-id", default_value = DEFAULT_DEVICE_ID)]
     device_id: String,
+    /// Simulate N terminals in this process: device i (from 0) listens on the first
+    /// port + i (a free run of N ports when --listen has port 0), its deviceId counted
+    /// up from --device-id (ECRLINK-SIM-0001, -0002, …). Only the first address is printed.
+    #[arg(long, default_value_t = 1)]
+    devices: u16,
     /// Seconds the cardholder takes (fractions allowed; 0 answers at once).
     #[arg(long = "card-time", default_value_t = 2.0)]
     card_time: f64,
-    /// JSON file that keeps every transaction across restarts.
+    /// JSON file that keeps every transaction across restarts (with --devices,
+    /// one per device: FILE's stem + "-<deviceId>").
     #[arg(long)]
     state: Option<PathBuf>,
     /// Fault: complete the next N payments but drop their answers.
@@ -159,7 +166,7 @@ struct ServeArgs {
     /// Override `port` (0 picks a free port; the bound address is printed).
     #[arg(long)]
     port: Option<u16>,
-    /// Override `terminalIp`.
+    /// Override `terminalIp` (the one-terminal shorthand; an error with `terminals`).
     #[arg(long = "terminal-ip")]
     terminal_ip: Option<String>,
     /// Override `journal`.
@@ -210,7 +217,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             match ecrlink::demo::run(smoke, shutdown).await {
                 Ok(_) if smoke => {
                     println!(
-                        "smoke test passed: the sale was approved end to end over verified TLS"
+                        "smoke test passed: a sale on each lane was approved end to end over verified TLS"
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -290,34 +297,17 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
             args.card_time
         );
     }
-    let tls = ecrlink::tls::server_config(
-        &args.certs.join(pki::TERMINAL_CERT),
-        &args.certs.join(pki::TERMINAL_KEY),
-    )
-    .with_context(|| format!("terminal certificate in {}", args.certs.display()))?;
     let mqtt = match &args.mqtt {
-        Some(url) => {
-            let broker = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
-            let cert = args.certs.join(format!("device-{}.pem", args.device_id));
-            let key = args.certs.join(format!("device-{}.key", args.device_id));
-            let tls = ecrlink::tls::client_config(&args.certs.join(pki::CA_CERT), Some((&cert, &key)))
-                .with_context(|| {
-                    format!(
-                        "MQTT identity in {} (issue it with `ecrlink certs device --dir {} --device-id {}`)",
-                        args.certs.display(),
-                        args.certs.display(),
-                        args.device_id
-                    )
-                })?;
-            Some(SimMqtt { broker, tls })
-        }
+        Some(url) => Some(BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?),
         None => None,
     };
-    let simulator = Simulator::new(SimOptions {
-        mqtt,
-        device_id: args.device_id.clone(),
+    let fleet = Fleet::bind(FleetOptions {
+        listen: args.listen,
+        devices: args.devices,
+        certs: args.certs,
+        device_id: args.device_id,
         card_time: Duration::from_secs_f64(args.card_time),
-        state_file: args.state.clone(),
+        state: args.state,
         faults: Faults {
             drop_responses: args.drop_responses,
             hang: args.hang,
@@ -325,51 +315,27 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
             crash_after_outcome: args.crash_after_outcome,
             hold_payments: args.hold_payments,
         },
-        ..SimOptions::default()
-    })?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let bound = listener.local_addr()?;
-    // Kept alive for as long as the simulator serves.
-    let _mdns = if args.mdns {
-        let version = format!("ecrlink-sim {}", env!("CARGO_PKG_VERSION"));
-        Some(
-            ecrlink::probe::mdns::announce_terminal(
-                &args.device_id,
-                bound.port(),
-                &version,
-                &args.mdns_interfaces,
-            )
-            .context("mDNS announcement")?,
-        )
-    } else {
-        None
-    };
-    announce(&format!("listening on {bound}"));
-    tracing::info!(device_id = %args.device_id, state = ?args.state, mdns = args.mdns, "terminal simulator ready");
-    simulator.run(listener, tls, shutdown_on_signal()).await;
+        mdns: args.mdns.then_some(args.mdns_interfaces),
+        mqtt,
+    })
+    .await?;
+    let terminals = fleet.terminals();
+    announce(&format!("listening on {}", terminals[0].1));
+    for (device_id, addr) in &terminals {
+        tracing::info!(%device_id, %addr, "terminal simulator ready");
+    }
+    fleet.run(shutdown_on_signal()).await;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let mut overrides = Overrides::default();
-    if let Some(port) = args.port {
-        overrides.values.push(("port".into(), port.into()));
-    }
-    if let Some(ip) = args.terminal_ip {
-        overrides.values.push(("terminalIp".into(), ip.into()));
-    }
-    if let Some(journal) = args.journal {
-        overrides
-            .values
-            .push(("journal".into(), journal.display().to_string().into()));
-    }
-    if let Some(dir) = args.certs_dir {
-        overrides
-            .values
-            .push(("certsDir".into(), dir.display().to_string().into()));
-    }
+    let overrides = Overrides {
+        port: args.port,
+        terminal_ip: args.terminal_ip,
+        journal: args.journal,
+        certs_dir: args.certs_dir,
+        values: Vec::new(),
+    };
     let config = match load_config(args.config, &overrides) {
         Ok(c) => c,
         Err(e) => bail!("the configuration is not valid:\n{e}"),
@@ -384,7 +350,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         "listening on {scheme}://{}",
         listener.local_addr()?
     ));
-    tracing::info!(terminal = %config.terminal_addr, device_id = %config.device_id, "gateway ready");
+    for terminal in &config.terminals {
+        tracing::info!(device_id = %terminal.device_id, terminal = %terminal.address, "lane ready");
+    }
+    tracing::info!(lanes = config.terminals.len(), "gateway ready");
     gateway.run(listener, shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
