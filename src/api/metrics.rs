@@ -63,6 +63,12 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
         journal.write_errors(),
     );
     series(
+        "counter",
+        "ecrlink_journal_commits_total",
+        "Journal commits (one fsync each; group commit carries many writes in one).",
+        journal.commits(),
+    );
+    series(
         "gauge",
         "ecrlink_journal_writable",
         "1 while the last journal write went through, 0 after a failed one.",
