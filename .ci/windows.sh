@@ -40,6 +40,7 @@ export WINEPREFIX="$PWD/target/wine-prefix" WINEDEBUG=-all WINEARCH=win64
 # No Mono or Gecko: nothing here needs them, and wine would offer to download them.
 export WINEDLLOVERRIDES="mscoree,mshtml="
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+mkdir -p target # a fresh clone has none, and wine creates only the prefix folder itself
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
   timed "wine prefix (wineboot)" wineboot -i
 fi
