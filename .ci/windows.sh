@@ -50,7 +50,14 @@ release="target/$target/release"
 timed "cross-build of the unit tests (debug)" cargo test --lib --no-run --target "$target" -q
 timed "ProcessPrng stand-in DLL" .ci/wine/build-shim.sh "$debug/deps" "$release"
 # The unit tests, counted with the Linux ones in the closing line of .ci/run.
-timed "unit tests under wine" cargo test --lib --target "$target"
+filter=()
+if [ "$(id -u)" != 0 ]; then
+  # wine's IcmpSendEcho opens a raw (or ping) ICMP socket on the Linux side, which only
+  # root gets here (ping_group_range "1 0"); on Windows it needs no rights at all.
+  echo "SKIPPED probe::icmp::windows::tests::loopback_answers_an_echo: not root, wine cannot open an ICMP socket"
+  filter=(-- --skip loopback_answers_an_echo)
+fi
+timed "unit tests under wine" cargo test --lib --target "$target" "${filter[@]}"
 timed "cross-build of ecrlink.exe (release)" cargo build --release --target "$target" -q
 echo "windows: ecrlink.exe is $(stat -c %s "$release/ecrlink.exe") bytes"
 
