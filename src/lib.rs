@@ -1,8 +1,8 @@
 //! ecrlink: a cloud-free gateway between a cash register (ECR) and an Android payment
 //! terminal on the same LAN. See `ARCHITECTURE.md` for the map of the modules.
-// No `unsafe` anywhere on Linux. On Windows `deny` instead of `forbid`, so that the two
-// modules calling Win32 C APIs (probe::icmp::windows, service::windows) can allow it for
-// themselves; everything else is still refused.
+// No `unsafe` anywhere on Linux. On Windows `deny` instead of `forbid`, so that the one
+// module calling a Win32 C API directly (probe::icmp::windows: IcmpSendEcho) can allow it
+// for itself; everything else is still refused.
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 // A result object moves a few times per transaction, never in a hot loop: boxing it
