@@ -58,6 +58,9 @@ if [ "$(id -u)" != 0 ]; then
   filter=(-- --skip loopback_answers_an_echo)
 fi
 timed "unit tests under wine" cargo test --lib --target "$target" "${filter[@]}"
+echo "windows: tests/ (integration) not run under wine: they drive the binary with Linux tools" \
+  "(ip netns, nft, mosquitto, kill -9, /proc); the library's unit tests above and demo --smoke" \
+  "below are the Windows checks"
 timed "cross-build of ecrlink.exe (release)" cargo build --release --target "$target" -q
 echo "windows: ecrlink.exe is $(stat -c %s "$release/ecrlink.exe") bytes"
 

@@ -12,6 +12,7 @@
 #![allow(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{GetLastError, HANDLE, INVALID_HANDLE_VALUE};
@@ -25,9 +26,19 @@ const PAYLOAD: [u8; 16] = [0; 16];
 /// Room for the reply header, the echoed payload, 8 bytes for an ICMP error and the
 /// IO_STATUS_BLOCK that Windows may add; u64 words keep the header aligned.
 const REPLY_WORDS: usize = 64;
+const ERROR_ACCESS_DENIED: u32 = 5;
 
 pub struct Icmp {
-    v4: bool,
+    /// Turned off for good when Windows refuses the echo itself (access denied: a
+    /// policy, or wine without an ICMP socket), so the link is not shown `degraded` for
+    /// a missing right.
+    v4: AtomicBool,
+}
+
+/// What one echo came to; `Denied` switches ICMP off.
+enum Sent {
+    Echo(Echo),
+    Denied,
 }
 
 impl Icmp {
@@ -36,48 +47,67 @@ impl Icmp {
         let v4 = match IcmpFile::open() {
             Ok(_) => true,
             Err(code) => {
-                tracing::warn!(
-                    error = code,
-                    "ICMP probes are off: IcmpCreateFile failed (Windows error {code}). The \
-                     gateway watches the terminal with TCP and TLS probes only."
-                );
+                warn_off(&format!("IcmpCreateFile failed (Windows error {code})"));
                 false
             }
         };
-        Icmp { v4 }
+        Icmp {
+            v4: AtomicBool::new(v4),
+        }
     }
 
     pub fn available_for(&self, ip: IpAddr) -> bool {
-        matches!(ip, IpAddr::V4(_)) && self.v4
+        matches!(ip, IpAddr::V4(_)) && self.v4.load(Ordering::Relaxed)
     }
 
     /// Up to [`ECHOES_PER_ROUND`] echoes within `deadline`; `None` when ICMP is off
     /// for this address family.
     pub async fn echo(&self, ip: IpAddr, deadline: Duration) -> Option<Echo> {
         let IpAddr::V4(v4) = ip else { return None };
-        if !self.v4 {
+        if !self.v4.load(Ordering::Relaxed) {
             return None;
         }
         let per_echo = (deadline / ECHOES_PER_ROUND).max(Duration::from_millis(1));
         let round = tokio::task::spawn_blocking(move || echo_round(v4, per_echo));
-        Some(round.await.unwrap_or_else(|e| Echo::Error(e.to_string())))
+        match round.await {
+            Ok(Sent::Echo(echo)) => Some(echo),
+            Ok(Sent::Denied) => {
+                if self.v4.swap(false, Ordering::Relaxed) {
+                    warn_off("IcmpSendEcho was denied (Windows error 5)");
+                }
+                None
+            }
+            Err(e) => Some(Echo::Error(e.to_string())),
+        }
     }
 }
 
-fn echo_round(ip: Ipv4Addr, per_echo: Duration) -> Echo {
+fn warn_off(why: &str) {
+    tracing::warn!(
+        "ICMP probes are off: {why}. The gateway watches the terminal with TCP and TLS \
+         probes only."
+    );
+}
+
+fn echo_round(ip: Ipv4Addr, per_echo: Duration) -> Sent {
     let file = match IcmpFile::open() {
         Ok(f) => f,
-        Err(code) => return Echo::Error(format!("IcmpCreateFile failed (Windows error {code})")),
+        Err(code) => {
+            return Sent::Echo(Echo::Error(format!(
+                "IcmpCreateFile failed (Windows error {code})"
+            )));
+        }
     };
     let mut last = Echo::Timeout;
     for _ in 0..ECHOES_PER_ROUND {
         match file.send(ip, per_echo) {
-            Echo::Reply(rtt) => return Echo::Reply(rtt),
-            Echo::Timeout => {}
-            error => last = error,
+            Sent::Echo(Echo::Reply(rtt)) => return Sent::Echo(Echo::Reply(rtt)),
+            Sent::Echo(Echo::Timeout) => {}
+            Sent::Echo(error) => last = error,
+            Sent::Denied => return Sent::Denied,
         }
     }
-    last
+    Sent::Echo(last)
 }
 
 /// An open ICMP handle, closed on drop.
@@ -94,7 +124,7 @@ impl IcmpFile {
         Ok(IcmpFile(handle))
     }
 
-    fn send(&self, ip: Ipv4Addr, timeout: Duration) -> Echo {
+    fn send(&self, ip: Ipv4Addr, timeout: Duration) -> Sent {
         let mut reply = [0u64; REPLY_WORDS];
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         // SAFETY: the handle is open; the payload and reply buffers outlive the call
@@ -115,18 +145,19 @@ impl IcmpFile {
             // SAFETY: reads the calling thread's last error code.
             let code = unsafe { GetLastError() };
             return match code {
-                IP_REQ_TIMED_OUT => Echo::Timeout,
-                code => Echo::Error(describe(code)),
+                IP_REQ_TIMED_OUT => Sent::Echo(Echo::Timeout),
+                ERROR_ACCESS_DENIED => Sent::Denied,
+                code => Sent::Echo(Echo::Error(describe(code))),
             };
         }
         // SAFETY: with count > 0 the buffer starts with an ICMP_ECHO_REPLY; the buffer
         // is larger than the struct and u64-aligned.
         let header: ICMP_ECHO_REPLY = unsafe { std::ptr::read(reply.as_ptr().cast()) };
-        if header.Status == IP_SUCCESS {
+        Sent::Echo(if header.Status == IP_SUCCESS {
             Echo::Reply(Duration::from_millis(u64::from(header.RoundTripTime)))
         } else {
             Echo::Error(describe(header.Status))
-        }
+        })
     }
 }
 
@@ -146,7 +177,6 @@ fn describe(code: u32) -> String {
         11005 => "destination port unreachable",
         11013 => "TTL expired in transit",
         11050 => "general failure",
-        5 => "access denied",
         _ => "error",
     };
     format!("{what} (Windows status {code})")
@@ -162,7 +192,8 @@ mod tests {
         assert!(describe(42).contains("42"));
     }
 
-    /// Loopback only: the echo never leaves the machine.
+    /// Loopback only: the echo never leaves the machine. Under wine it needs root (wine
+    /// opens an ICMP socket on the Linux side); .ci/windows.sh skips it otherwise.
     #[tokio::test]
     async fn loopback_answers_an_echo() {
         let icmp = Icmp::open();
