@@ -275,7 +275,7 @@ async fn main() {
     let mut medians = vec![Vec::new(); 3];
     let mut p99s = vec![Vec::new(); 3];
     for round in 1..=rounds {
-        let mut samples = vec![Vec::with_capacity(sales); 3];
+        let mut samples: Vec<Vec<Duration>> = (0..3).map(|_| Vec::with_capacity(sales)).collect();
         for _ in 0..sales {
             budget.check("sequential round");
             for (i, c) in conns.iter_mut().enumerate() {
@@ -331,7 +331,10 @@ async fn main() {
             rates[i].push(rate);
             line.push(format!("{path:?} {rate:.0}"));
         }
-        println!("  {lanes} lanes, round {round}: sales/s {}", line.join(", "));
+        println!(
+            "  {lanes} lanes, round {round}: sales/s {}",
+            line.join(", ")
+        );
     }
     let rate = |i: usize| median_f64(&rates[i]);
     println!(
@@ -395,7 +398,11 @@ async fn fsyncs_per_sale(setup: &Setup, sales: usize) {
     let calls: u64 = text
         .lines()
         .filter(|l| l.trim_end().ends_with("fsync") || l.trim_end().ends_with("fdatasync"))
-        .filter_map(|l| l.split_whitespace().nth(3).and_then(|n| n.parse().ok()))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .and_then(|n| n.parse::<u64>().ok())
+        })
         .sum();
     println!(
         "  fsync+fdatasync per sale (strace -c -f, {sales} sequential sales): {:.2}",

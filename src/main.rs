@@ -51,6 +51,9 @@ enum Command {
     /// Check a configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The gateway as a Windows service: install, uninstall, start, stop, status.
+    #[command(subcommand)]
+    Service(ecrlink::service::ServiceCommand),
 }
 
 #[derive(Subcommand)]
@@ -158,7 +161,7 @@ struct SimArgs {
     mqtt: Option<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Default)]
 struct ServeArgs {
     /// Configuration file (default config/config.json).
     #[arg(long)]
@@ -179,6 +182,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Service(cmd) => return service(cmd),
+        other => other,
+    };
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -187,7 +194,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ecrlink: {e:#}");
@@ -211,7 +218,8 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Certs(cmd) => certs(cmd),
         Command::Config(ConfigCommand::Check { config }) => config_check(config),
         Command::Sim(args) => sim(args).await,
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, shutdown_on_signal()).await,
+        Command::Service(_) => unreachable!("dispatched in main, outside the runtime"),
         Command::Demo { smoke } => {
             let shutdown = shutdown_on_signal();
             match ecrlink::demo::run(smoke, shutdown).await {
@@ -328,7 +336,7 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs) -> Result<ExitCode> {
+async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<ExitCode> {
     let overrides = Overrides {
         port: args.port,
         terminal_ip: args.terminal_ip,
@@ -340,7 +348,6 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => bail!("the configuration is not valid:\n{e}"),
     };
-    let shutdown = shutdown_on_signal();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -356,6 +363,36 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     tracing::info!(lanes = config.terminals.len(), "gateway ready");
     gateway.run(listener, shutdown).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ecrlink service …` (Windows only). It runs outside the async runtime: the Service
+/// Control Manager calls `serve_as_service` on a thread of its own, and `service run`
+/// logs to files instead of the console.
+fn service(cmd: ecrlink::service::ServiceCommand) -> ExitCode {
+    if !cmd.logs_to_files() {
+        init_logging();
+    }
+    match ecrlink::service::run(cmd, serve_as_service) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ecrlink: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `serve` with the service's home as the current folder, its config file required,
+/// until the Service Control Manager stops the service.
+fn serve_as_service(
+    shutdown: CancellationToken,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let args = ServeArgs {
+        config: Some(PathBuf::from(ecrlink::service::CONFIG_FILE)),
+        ..ServeArgs::default()
+    };
+    runtime.block_on(serve(args, shutdown))?;
+    Ok(())
 }
 
 /// The first line on stdout: scripts and tests read the bound address from it.
