@@ -478,3 +478,7 @@ pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "machine_scenarios.rs"]
+mod scenarios;
