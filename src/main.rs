@@ -134,6 +134,25 @@ struct SimArgs {
     /// Fault: exit right after recording the next outcome, before answering.
     #[arg(long = "crash-after-outcome")]
     crash_after_outcome: bool,
+    /// Fault: complete and record the next payment, then answer its start call with
+    /// this HTTP status and an error body (0 = off).
+    #[arg(
+        long = "error-after-charge",
+        value_name = "STATUS",
+        default_value_t = 0
+    )]
+    error_after_charge: u16,
+    /// Fault: complete the next payment, then answer its start call with the record of
+    /// the transaction run before it.
+    #[arg(long = "wrong-answer")]
+    wrong_answer: bool,
+    /// Fault: lookups of a transaction answer 404 not_found until N ms after its
+    /// payment request arrived (0 = off).
+    #[arg(long = "late-record-ms", value_name = "N", default_value_t = 0)]
+    late_record_ms: u64,
+    /// Fault: answer the next N lookups with 503 and an error body.
+    #[arg(long = "lookup-errors", value_name = "N", default_value_t = 0)]
+    lookup_errors: u32,
     /// Announce the terminal over mDNS as _instorepay._tcp.local. (run it inside a
     /// network namespace of its own, or name interfaces with --mdns-interface).
     #[arg(long)]
@@ -309,17 +328,25 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let faults = Faults {
+        drop_responses: args.drop_responses,
+        hang: args.hang,
+        ignore_polls: args.ignore_polls,
+        crash_after_outcome: args.crash_after_outcome,
+        error_after_charge: args.error_after_charge,
+        wrong_answer: args.wrong_answer,
+        late_record_ms: args.late_record_ms,
+        lookup_errors: args.lookup_errors,
+    };
+    faults
+        .check()
+        .map_err(|e| anyhow::anyhow!("--error-after-charge: {e}"))?;
     let simulator = Simulator::new(SimOptions {
         mqtt,
         device_id: args.device_id.clone(),
         card_time: Duration::from_secs_f64(args.card_time),
         state_file: args.state.clone(),
-        faults: Faults {
-            drop_responses: args.drop_responses,
-            hang: args.hang,
-            ignore_polls: args.ignore_polls,
-            crash_after_outcome: args.crash_after_outcome,
-        },
+        faults,
         ..SimOptions::default()
     })?;
     let listener = TcpListener::bind(args.listen)
