@@ -3,7 +3,9 @@
 //! journal file, and a front for the terminal that swallows start calls.
 //!
 //! Declared by the tests that use it with `#[path = "common/faults.rs"] mod faults;`
-//! next to `mod common;`, so `tests/common/mod.rs` stays as it is.
+//! next to `mod common;`, so `tests/common/mod.rs` stays as it is. Not every test uses
+//! every helper.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
