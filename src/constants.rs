@@ -39,3 +39,21 @@ pub const TERMINAL_SHORT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// can come up to `staticIptimeOut` (at most 120 s) after admission, plus 10 s of clock
 /// skew. A transaction resumed after a restart is not declared "never arrived" sooner.
 pub const MQTT_QUEUED_REQUEST_HORIZON: Duration = Duration::from_secs(160);
+
+/// The slowest pace of background reconciliation of an `unknown` transaction.
+pub const RECONCILE_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How often a transaction whose reconciliation attempts are spent is still asked
+/// about (it no longer holds its terminal; an operator may settle it).
+pub const ABANDONED_RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// First wait before a failed journal write is tried again; it doubles up to
+/// [`JOURNAL_RETRY_MAX`].
+pub const JOURNAL_RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// The longest wait between tries of a final result the journal did not take.
+pub const JOURNAL_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Default `notFoundHorizonSeconds`: the least time between the two `not_found`
+/// lookups that "never arrived" needs.
+pub const DEFAULT_NOT_FOUND_HORIZON: Duration = Duration::from_secs(5);

@@ -4,6 +4,7 @@
 //! All calls run on the blocking pool; the async runtime never waits on a disk.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -64,7 +65,8 @@ pub enum Begin {
 }
 
 /// Each migration takes the schema from its index to index + 1.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE transactions (
     transaction_id TEXT PRIMARY KEY,
     device_id      TEXT NOT NULL,
@@ -87,11 +89,50 @@ CREATE TABLE events (
     detail         TEXT
 );
 CREATE INDEX events_transaction ON events(transaction_id);
-"#];
+"#,
+    r#"
+CREATE INDEX transactions_original ON transactions(json_extract(request, '$.originalTransactionId'));
+CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
+"#,
+];
+
+/// The journal's own view of whether it can be written, for `/healthz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Health {
+    write_errors: AtomicU64,
+    /// The error of the last failed write, cleared by the next good one.
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the last write went through.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn note<T>(&self, outcome: &Result<T, JournalError>) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(_) => *last = None,
+            Err(e) => {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Journal {
     conn: Arc<Mutex<Connection>>,
+    health: Arc<Health>,
 }
 
 impl Journal {
@@ -121,7 +162,35 @@ impl Journal {
         migrate(&mut conn, &shown)?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
+            health: Arc::new(Health::default()),
         })
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Runs a write and records in [`Health`] whether it went through.
+    async fn write<T, F>(&self, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let outcome = self.with(f).await;
+        self.health.note(&outcome);
+        outcome
+    }
+
+    /// Proves the journal can commit right now (a one-row write, fsynced like any other).
+    pub async fn check_writable(&self) -> Result<(), JournalError> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO health (id, at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET at = ?1",
+                [now_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, JournalError>
@@ -152,7 +221,7 @@ impl Journal {
         let device = request.device_id.clone();
         let status = result.status.as_str();
         let now = result.started_at.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             if let Some(stored) = select_one(&tx, &id)? {
                 return Ok(Begin::Existing(Box::new(stored)));
@@ -181,7 +250,7 @@ impl Journal {
         let status = result.status.as_str();
         let transport = result.transport.clone();
         let event = event.to_string();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
                 "UPDATE transactions SET status = ?2, result = ?3, transport = ?4, updated_at = ?5 \
@@ -204,7 +273,7 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let id = transaction_id.to_string();
         let event = event.to_string();
-        self.with(move |conn| insert_event(conn, &id, &event, detail.as_deref()).map(drop))
+        self.write(move |conn| insert_event(conn, &id, &event, detail.as_deref()).map(drop))
             .await
     }
 
@@ -220,6 +289,20 @@ impl Journal {
                 "SELECT result FROM transactions ORDER BY created_at DESC, rowid DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map([limit as i64], |row| row.get::<_, String>(0))?;
+            rows.map(|r| from_json(&r?)).collect()
+        })
+        .await
+    }
+
+    /// The refunds and voids that name `original_id` as their original.
+    pub async fn undoing(&self, original_id: &str) -> Result<Vec<TxnResult>, JournalError> {
+        let id = original_id.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT result FROM transactions \
+                 WHERE json_extract(request, '$.originalTransactionId') = ?1",
+            )?;
+            let rows = stmt.query_map([id], |row| row.get::<_, String>(0))?;
             rows.map(|r| from_json(&r?)).collect()
         })
         .await

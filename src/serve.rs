@@ -147,6 +147,7 @@ impl Gateway {
             time_stop: config.time_stop,
             loops_before: config.loops_before,
             retries: config.retries,
+            not_found_horizon: config.not_found_horizon,
         };
         let payments = Payments::new(journal, timing, vec![link], shutdown);
         let resumed = payments.recover().await?;

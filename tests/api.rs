@@ -156,28 +156,67 @@ async fn busy_terminal_gets_409_at_once_and_cancel_works() {
 async fn refund_and_void_need_an_approved_original() {
     let s = setup(&["--card-time", "0"], json!({}));
     let c = s.w.gateway_client(s.gw.addr);
+    let undo = |id: &str, amount: u64, original: &str| {
+        let mut body = sale(id, amount);
+        body["originalTransactionId"] = json!(original);
+        body
+    };
     c.post("/v1/sale", &sale("ORIG-1", 5000)).await;
-    let mut refund = sale("REF-1", 2000);
-    refund["originalTransactionId"] = json!("ORIG-1");
-    let (st, r) = c.post("/v1/refund", &refund).await;
+    let (st, r) = c.post("/v1/refund", &undo("REF-1", 2000, "ORIG-1")).await;
     assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(
         (r["type"].as_str(), r["status"].as_str()),
         (Some("refund"), Some("approved"))
     );
-    let mut too_much = sale("REF-2", 9000);
-    too_much["originalTransactionId"] = json!("ORIG-1");
-    let (_, r) = c.post("/v1/refund", &too_much).await;
+    // The journal knows the original: the gateway refuses before the terminal hears it.
+    let requests = sim_stats(&s.w.terminal_client(s.sim.addr)).await["requests"].clone();
+    let (st, r) = c.post("/v1/refund", &undo("REF-2", 3001, "ORIG-1")).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    assert_eq!(r["error"]["code"], "invalid_original");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("5001"),
+        "{r}"
+    );
+    let (st, r) = c.post("/v1/void", &undo("VOID-0", 5000, "ORIG-1")).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "refunded: {r}");
+    assert_eq!(
+        sim_stats(&s.w.terminal_client(s.sim.addr)).await["requests"],
+        requests,
+        "refused refunds and voids never reach the terminal"
+    );
+    let (_, r) = c.post("/v1/refund", &undo("REF-3", 3000, "ORIG-1")).await;
+    assert_eq!(r["status"], "approved", "up to the sale's amount: {r}");
+
+    c.post("/v1/sale", &sale("ORIG-2", 5000)).await;
+    let (st, r) = c.post("/v1/void", &undo("VOID-1", 4000, "ORIG-2")).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
+    let (_, r) = c.post("/v1/void", &undo("VOID-1B", 5000, "ORIG-2")).await;
+    assert_eq!(r["status"], "approved", "{r}");
+    let (st, r) = c.post("/v1/void", &undo("VOID-2", 5000, "ORIG-2")).await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a sale is voided once: {r}"
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already voided"),
+        "{r}"
+    );
+    let (st, _) = c.post("/v1/refund", &undo("REF-4", 100, "ORIG-2")).await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a voided sale is not refunded"
+    );
+
+    // An original the journal does not know is the terminal's to judge.
+    let (st, r) = c.post("/v1/refund", &undo("REF-5", 100, "ELSEWHERE")).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
     assert_eq!(r["status"], "declined");
     assert_eq!(r["resultCode"], "invalid_original");
-    let mut void = sale("VOID-1", 5000);
-    void["originalTransactionId"] = json!("ORIG-1");
-    let (_, r) = c.post("/v1/void", &void).await;
-    assert_eq!(r["status"], "approved");
-    let mut again = sale("VOID-2", 5000);
-    again["originalTransactionId"] = json!("ORIG-1");
-    let (_, r) = c.post("/v1/void", &again).await;
-    assert_eq!(r["status"], "declined", "a sale is voided once");
 }
 
 #[tokio::test]

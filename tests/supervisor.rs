@@ -2,163 +2,20 @@
 //! (`Payments::submit`, `wait_result`), with a scripted `Transport`: `timeStop`,
 //! `unknown` and background reconciliation happen without any real waiting.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+mod scripted;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ecrlink::http::client::ClientError;
 use ecrlink::journal::Journal;
 use ecrlink::probe::{Health, LinkState};
-use ecrlink::terminal::wire::{
-    CancelAnswer, Current, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
-};
-use ecrlink::terminal::{Lookup, TerminalError};
-use ecrlink::transport::{BoxFuture, Transport};
-use ecrlink::txn::{Admission, Payments, TerminalLink, Timing, wait_result};
-use serde_json::json;
+use ecrlink::terminal::wire::{TxnKind, TxnResult, TxnStatus, now_rfc3339};
+use ecrlink::transport::Transport;
+use ecrlink::txn::{Admission, Payments, TerminalLink, wait_result};
+use scripted::*;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-const DEVICE: &str = "ECRLINK-SIM-0001";
-
-fn addr() -> SocketAddr {
-    "127.0.0.1:9".parse().unwrap()
-}
-
-fn silence() -> TerminalError {
-    TerminalError::NoAnswer(ClientError::NoAnswer {
-        addr: addr(),
-        reason: "scripted silence".into(),
-    })
-}
-
-/// How the scripted terminal behaves.
-#[derive(Default)]
-struct Script {
-    name: &'static str,
-    /// `start` fails at once as "nothing was sent" instead of never answering.
-    refuse_start: bool,
-    /// `start` answers this at once instead of never answering.
-    start_answer: Option<TxnResult>,
-    /// `current` answers "idle" instead of nothing.
-    idle: bool,
-    /// What `lookup` answers once set; until then it gets no answer.
-    truth: Mutex<Option<TxnResult>>,
-    starts: AtomicU32,
-    lookups: AtomicU32,
-    polls: AtomicU32,
-    lookups_answered: AtomicBool,
-}
-
-struct Scripted(Arc<Script>);
-
-impl Transport for Scripted {
-    fn name(&self) -> &'static str {
-        if self.0.name.is_empty() {
-            "scripted"
-        } else {
-            self.0.name
-        }
-    }
-
-    fn start<'a>(
-        &'a self,
-        _kind: TxnKind,
-        _request: &'a PaymentRequest,
-        _wait: Duration,
-    ) -> BoxFuture<'a, Result<TxnResult, TerminalError>> {
-        self.0.starts.fetch_add(1, Ordering::SeqCst);
-        let refuse = self.0.refuse_start;
-        let answer = self.0.start_answer.clone();
-        Box::pin(async move {
-            if let Some(answer) = answer {
-                return Ok(answer);
-            }
-            if refuse {
-                return Err(TerminalError::NotDelivered(ClientError::Unreachable {
-                    addr: addr(),
-                    reason: "connection refused".into(),
-                }));
-            }
-            std::future::pending().await
-        })
-    }
-
-    fn current(&self) -> BoxFuture<'_, Result<Current, TerminalError>> {
-        self.0.polls.fetch_add(1, Ordering::SeqCst);
-        let idle = self.0.idle;
-        Box::pin(async move {
-            if idle {
-                Ok(Current::Idle)
-            } else {
-                Err(silence())
-            }
-        })
-    }
-
-    fn lookup<'a>(
-        &'a self,
-        _transaction_id: &'a str,
-    ) -> BoxFuture<'a, Result<Lookup, TerminalError>> {
-        self.0.lookups.fetch_add(1, Ordering::SeqCst);
-        let truth = self.0.truth.lock().unwrap().clone();
-        if truth.is_some() {
-            self.0.lookups_answered.store(true, Ordering::SeqCst);
-        }
-        Box::pin(async move { truth.map(Lookup::Found).ok_or_else(silence) })
-    }
-
-    fn cancel<'a>(
-        &'a self,
-        _transaction_id: &'a str,
-    ) -> BoxFuture<'a, Result<CancelAnswer, TerminalError>> {
-        Box::pin(async { Err(silence()) })
-    }
-}
-
-fn request(id: &str) -> PaymentRequest {
-    serde_json::from_value(json!({
-        "deviceId": DEVICE, "transactionId": id, "paymentApp": "comercia",
-        "amount": 1000, "currencyCode": "EUR"
-    }))
-    .unwrap()
-}
-
-const TIME_STOP: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_secs(10);
-
-fn payments(dir: &tempfile::TempDir, script: &Arc<Script>) -> Arc<Payments> {
-    payments_over(dir, &[script])
-}
-
-fn payments_over(dir: &tempfile::TempDir, scripts: &[&Arc<Script>]) -> Arc<Payments> {
-    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
-    Payments::new(
-        journal,
-        Timing {
-            poll: POLL,
-            time_stop: TIME_STOP,
-            loops_before: 3,
-            retries: 600,
-        },
-        vec![TerminalLink::new(
-            DEVICE,
-            scripts
-                .iter()
-                .map(|s| Arc::new(Scripted((*s).clone())) as Arc<dyn Transport>)
-                .collect(),
-        )],
-        CancellationToken::new(),
-    )
-}
-
-async fn start(p: &Arc<Payments>, id: &str) -> tokio::sync::watch::Receiver<TxnResult> {
-    match p.submit(TxnKind::Sale, request(id)).await.unwrap() {
-        Admission::Started(rx) => rx,
-        _ => panic!("a new id must start a transaction"),
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn silent_terminal_gives_unknown_at_time_stop_then_the_looked_up_truth() {
@@ -202,7 +59,7 @@ async fn silent_terminal_gives_unknown_at_time_stop_then_the_looked_up_truth() {
     assert_eq!(r.authorization_code.as_deref(), Some("123456"));
     // Reconciliation backs off, but never beyond its cap.
     assert!(
-        answered_from.elapsed() <= ecrlink::txn::supervisor::RECONCILE_MAX_BACKOFF,
+        answered_from.elapsed() <= ecrlink::constants::RECONCILE_MAX_BACKOFF,
         "reconciled after {:?}",
         answered_from.elapsed()
     );
@@ -294,25 +151,6 @@ async fn recovered_transaction_is_reconciled_without_a_new_start() {
     }
 }
 
-fn approved(id: &str) -> TxnResult {
-    let mut r = TxnResult::pending(&request(id), TxnKind::Sale, now_rfc3339());
-    r.status = TxnStatus::Approved;
-    r.authorization_code = Some("654321".into());
-    r.result_code = Some("00".into());
-    r.finished_at = Some(now_rfc3339());
-    r
-}
-
-async fn event_names(p: &Payments, id: &str) -> Vec<String> {
-    p.journal()
-        .events(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.event)
-        .collect()
-}
-
 #[tokio::test(start_paused = true)]
 async fn undelivered_start_is_resent_on_the_fallback() {
     let dir = tempfile::tempdir().unwrap();
@@ -396,12 +234,7 @@ async fn link_down_from_the_probe_monitor_switches_at_once() {
     let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
     let p = Payments::new(
         journal,
-        Timing {
-            poll: POLL,
-            time_stop: TIME_STOP,
-            loops_before: 3,
-            retries: 600,
-        },
+        timing(),
         vec![
             TerminalLink::new(
                 DEVICE,

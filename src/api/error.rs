@@ -17,6 +17,10 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     TransactionConflict(String),
     TerminalBusy(String),
+    /// A refund or void breaks a rule about its original (the message names it).
+    InvalidOriginal(String),
+    /// The call does not apply to the transaction as it stands (resolve of a non-unknown).
+    InvalidState(String),
     /// The journal could not be written: nothing was sent to the terminal.
     Unavailable(String),
     /// The terminal refused a call that is not a payment (cancel).
@@ -51,6 +55,8 @@ impl ApiError {
             ),
             E::TransactionConflict(m) => (StatusCode::CONFLICT, "transaction_conflict", m),
             E::TerminalBusy(m) => (StatusCode::CONFLICT, "terminal_busy", m),
+            E::InvalidOriginal(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_original", m),
+            E::InvalidState(m) => (StatusCode::CONFLICT, "invalid_state", m),
             E::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", m),
             E::Terminal(m) => (StatusCode::BAD_GATEWAY, "terminal_error", m),
             E::Transaction {

@@ -2,6 +2,7 @@
 //! what only a gateway knows (journal, terminal health, metrics, OpenAPI).
 
 mod error;
+mod metrics;
 mod routes;
 pub mod validate;
 

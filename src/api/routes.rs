@@ -1,7 +1,6 @@
 //! Request routing and the handlers of the integrator API.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -9,12 +8,14 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::validate::{check_transaction_id, parse_payment};
+use super::validate::{check_transaction_id, parse_payment, parse_resolution};
 use super::{Api, ApiError, Metrics};
 use crate::constants::MAX_BODY_BYTES;
+use crate::http::error;
 use crate::http::{Body, BodyError, json, read_body, segments, with_type};
 use crate::terminal::wire::{TxnKind, TxnResult, TxnStatus, Version};
-use crate::txn::{Admission, CancelError, SubmitError, wait_result};
+use crate::txn::supervisor::ResolveRefused;
+use crate::txn::{Admission, CancelError, ResolveError, SubmitError, wait_result};
 
 const OPENAPI: &str = include_str!("openapi.json");
 const STATUS_PAGE: &str = include_str!("status.html");
@@ -53,7 +54,8 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
             "application/json",
             OPENAPI.as_bytes().to_vec(),
         )),
-        (["metrics"], &Method::GET) => metrics(api).await,
+        (["metrics"], &Method::GET) => super::metrics::render(api).await,
+        (["healthz"], &Method::GET) => Ok(healthz(api).await),
         (["v1", "getVersion"], &Method::GET) => Ok(json(
             StatusCode::OK,
             &Version {
@@ -106,6 +108,10 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 Err(e) => Err(ApiError::Terminal(e.to_string())),
             }
         }
+        (["v1", "transactions", id, "resolve"], &Method::POST) => {
+            check_id(id)?;
+            resolve(api, id, req).await
+        }
         (["v1", "terminals"], &Method::GET) => {
             let all: Vec<_> = api
                 .terminals
@@ -122,11 +128,15 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 ))),
             }
         }
-        ([], _) | (["openapi.json"], _) | (["metrics"], _) | (["v1", "getVersion"], _) => {
-            Err(ApiError::MethodNotAllowed("GET"))
-        }
+        ([], _)
+        | (["openapi.json"], _)
+        | (["metrics"], _)
+        | (["healthz"], _)
+        | (["v1", "getVersion"], _) => Err(ApiError::MethodNotAllowed("GET")),
         (["v1", "sale" | "refund" | "void"], _) => Err(ApiError::MethodNotAllowed("POST")),
-        (["v1", "transactions", _, "cancel"], _) => Err(ApiError::MethodNotAllowed("POST")),
+        (["v1", "transactions", _, "cancel" | "resolve"], _) => {
+            Err(ApiError::MethodNotAllowed("POST"))
+        }
         (["v1", "transactions", ..] | ["v1", "terminals", ..], _) => {
             Err(ApiError::MethodNotAllowed("GET"))
         }
@@ -174,16 +184,57 @@ fn query_limit(query: Option<&str>) -> Result<usize, ApiError> {
     Ok(100)
 }
 
+async fn read_api_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    read_body(req, MAX_BODY_BYTES).await.map_err(|e| match e {
+        BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        BodyError::Timeout => ApiError::RequestTimeout(e.to_string()),
+        BodyError::Read(_) => ApiError::InvalidRequest(e.to_string()),
+    })
+}
+
+/// `200` while the journal can commit, `503` with the reason when it cannot.
+async fn healthz(api: &Api) -> Response<Body> {
+    match api.payments.journal().check_writable().await {
+        Ok(()) => json(
+            StatusCode::OK,
+            &json!({"status": "ok", "journal": "writable"}),
+        ),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "journal_unavailable",
+            format!("the journal cannot be written: {e}"),
+        ),
+    }
+}
+
+async fn resolve(
+    api: &Arc<Api>,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let body = read_api_body(req).await?;
+    let (status, reason) = parse_resolution(&body).map_err(ApiError::InvalidRequest)?;
+    match api.payments.resolve(id, status, reason).await {
+        Ok(result) => Ok(json(StatusCode::OK, &result)),
+        Err(ResolveError::NotFound(_)) => {
+            Err(ApiError::NotFound(format!("transaction {id} is not known")))
+        }
+        Err(ResolveError::Refused(e @ ResolveRefused::NotUnknown(_))) => {
+            Err(ApiError::InvalidState(e.to_string()))
+        }
+        Err(e @ (ResolveError::Refused(ResolveRefused::NotDurable) | ResolveError::Journal(_))) => {
+            Err(ApiError::Unavailable(e.to_string()))
+        }
+        Err(e @ ResolveError::Ended) => Err(ApiError::InvalidState(e.to_string())),
+    }
+}
+
 async fn payment(
     api: &Arc<Api>,
     kind: TxnKind,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let body = read_body(req, MAX_BODY_BYTES).await.map_err(|e| match e {
-        BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
-        BodyError::Timeout => ApiError::RequestTimeout(e.to_string()),
-        BodyError::Read(_) => ApiError::InvalidRequest(e.to_string()),
-    })?;
+    let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
@@ -208,6 +259,7 @@ async fn payment(
             return Err(ApiError::TransactionConflict(e.to_string()));
         }
         Err(e @ SubmitError::Busy { .. }) => return Err(ApiError::TerminalBusy(e.to_string())),
+        Err(SubmitError::InvalidOriginal(rule)) => return Err(ApiError::InvalidOriginal(rule)),
         Err(SubmitError::Journal(e)) => {
             return Err(ApiError::Unavailable(format!(
                 "the journal cannot be written, so nothing was sent to the terminal: {e}"
@@ -258,57 +310,4 @@ fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
     view["transports"] = json!(api.payments.transport_details(&t.device_id));
     view["busyWith"] = json!(api.payments.busy_with(&t.device_id));
     view
-}
-
-async fn metrics(api: &Api) -> Result<Response<Body>, ApiError> {
-    let m = &api.metrics;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
-    };
-    counter(
-        "ecrlink_http_requests_total",
-        "HTTP requests served.",
-        m.http_requests.load(Ordering::Relaxed),
-    );
-    counter(
-        "ecrlink_http_errors_total",
-        "HTTP answers with a 4xx or 5xx status.",
-        m.http_errors.load(Ordering::Relaxed),
-    );
-    counter(
-        "ecrlink_payments_started_total",
-        "Transactions started since start-up.",
-        m.payments_started.load(Ordering::Relaxed),
-    );
-    counter(
-        "ecrlink_payments_replayed_total",
-        "Repeated requests answered from an existing transaction.",
-        m.payments_replayed.load(Ordering::Relaxed),
-    );
-    let counts = api
-        .payments
-        .journal()
-        .status_counts()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    out.push_str("# HELP ecrlink_transactions Journaled transactions by status.\n# TYPE ecrlink_transactions gauge\n");
-    for st in TxnStatus::ALL {
-        let n = counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
-        out.push_str(&format!(
-            "ecrlink_transactions{{status=\"{}\"}} {n}\n",
-            st.as_str()
-        ));
-    }
-    out.push_str(&format!(
-        "# HELP ecrlink_uptime_seconds Seconds since start.\n# TYPE ecrlink_uptime_seconds gauge\necrlink_uptime_seconds {}\n",
-        api.started.elapsed().as_secs()
-    ));
-    Ok(with_type(
-        StatusCode::OK,
-        "text/plain; version=0.0.4",
-        out.into_bytes(),
-    ))
 }

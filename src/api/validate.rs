@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::terminal::wire::{PaymentRequest, TxnKind};
+use crate::terminal::wire::{PaymentRequest, TxnKind, TxnStatus};
 
 /// The largest amount accepted, in minor units (9,999,999.99).
 pub const MAX_AMOUNT: u64 = 999_999_999;
@@ -225,6 +225,41 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// The body of `POST /v1/transactions/{id}/resolve`: `{"status", "reason"}`, where
+/// `status` is a final one and `reason` says why the operator may decide it.
+pub fn parse_resolution(body: &[u8]) -> Result<(TxnStatus, String), String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Resolution {
+        status: String,
+        reason: String,
+    }
+    let r: Resolution = serde_json::from_slice(body).map_err(|e| {
+        format!("request body must be {{\"status\": \"approved\"|\"declined\"|\"cancelled\"|\"failed\", \"reason\": \"…\"}}: {e}")
+    })?;
+    let mut problems = Vec::new();
+    let status = TxnStatus::parse(&r.status).filter(|s| s.is_final());
+    if status.is_none() {
+        problems.push(format!(
+            "status: must be approved, declined, cancelled or failed, got {:?}",
+            r.status
+        ));
+    }
+    let reason = r.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        problems.push(format!(
+            "reason: required, 1 to {MAX_REASON_CHARS} characters (who checked what, e.g. \"receipt 4711 shows approved\")"
+        ));
+    }
+    match status {
+        Some(status) if problems.is_empty() => Ok((status, reason.to_string())),
+        _ => Err(problems.join("; ")),
+    }
+}
+
+/// The longest operator's reason kept in the journal.
+const MAX_REASON_CHARS: usize = 500;
 
 #[cfg(test)]
 mod tests {

@@ -29,8 +29,9 @@ pub(super) const PROBE_DOWN_AFTER: &str = "probeDownAfter";
 pub(super) const PROBE_UP_AFTER: &str = "probeUpAfter";
 pub(super) const MDNS: &str = "mdns";
 pub(super) const FALLBACK: &str = super::fallback::FALLBACK;
+pub(super) const NOT_FOUND_HORIZON: &str = "notFoundHorizonSeconds";
 
-pub(super) const ALL: [&str; 22] = [
+pub(super) const ALL: [&str; 23] = [
     PORT,
     URL,
     TERMINAL_IP,
@@ -53,6 +54,7 @@ pub(super) const ALL: [&str; 22] = [
     PROBE_UP_AFTER,
     MDNS,
     FALLBACK,
+    NOT_FOUND_HORIZON,
 ];
 
 /// Environment variables that set a key start with this (matched case-insensitively).
@@ -85,6 +87,7 @@ pub(super) fn defaults() -> Map<String, Value> {
         PROBE_DOWN_AFTER: crate::probe::health::DEFAULT_DOWN_AFTER,
         PROBE_UP_AFTER: crate::probe::health::DEFAULT_UP_AFTER,
         MDNS: { "enabled": false, "interfaces": [] },
+        NOT_FOUND_HORIZON: crate::constants::DEFAULT_NOT_FOUND_HORIZON.as_secs(),
     });
     match defaults {
         Value::Object(map) => map,

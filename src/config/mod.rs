@@ -67,6 +67,9 @@ pub struct Config {
     pub key: Option<Secret>,
     /// `fallback.mqtt`, as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
+    /// `notFoundHorizonSeconds`: the least time between the two `not_found` lookups
+    /// that let a transaction end "never arrived".
+    pub not_found_horizon: Duration,
 }
 
 /// `mdns: { "enabled": bool, "interfaces": ["eth0", …] }`.
@@ -191,6 +194,7 @@ impl Config {
             keys::PROBE_DOWN_AFTER: self.probe_down_after,
             keys::PROBE_UP_AFTER: self.probe_up_after,
             keys::MDNS: { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
+            keys::NOT_FOUND_HORIZON: seconds(self.not_found_horizon),
         });
         if let (Some(fallback), Value::Object(map)) = (&self.fallback, &mut effective) {
             map.insert(keys::FALLBACK.to_string(), fallback.effective());

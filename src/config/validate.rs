@@ -24,6 +24,7 @@ use super::values::{
 const MAX_STATIC_IP_TIMEOUT_SECS: f64 = 120.0;
 const MAX_TIME_STOP_SECS: f64 = 86_400.0;
 const MAX_POLL_SECS: f64 = 300.0;
+const MAX_NOT_FOUND_HORIZON_SECS: f64 = 300.0;
 const MIN_PROBE_INTERVAL_MS: u64 = 100;
 const MAX_PROBE_INTERVAL_MS: u64 = 3_600_000;
 const MAX_PROBE_ROUNDS: u64 = 100;
@@ -75,6 +76,13 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
         .integer(PROBE_UP_AFTER, 1, MAX_PROBE_ROUNDS)
         .map(|n| n as u32);
     let mdns = r.mdns();
+    let not_found_horizon = r.seconds(NOT_FOUND_HORIZON, MAX_NOT_FOUND_HORIZON_SECS);
+    if not_found_horizon.is_some_and(|h| h < Duration::from_secs(1)) {
+        r.problem(
+            NOT_FOUND_HORIZON,
+            "must be at least 1 s: \"never arrived\" needs two lookups some time apart".to_string(),
+        );
+    }
     let fallback = super::fallback::read(
         merged.values.get(FALLBACK),
         merged.source(FALLBACK),
@@ -145,6 +153,8 @@ pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config
             probe_up_after: probe_up_after.unwrap_or_default(),
             mdns: mdns.unwrap_or_default(),
             fallback,
+            not_found_horizon: not_found_horizon
+                .unwrap_or(crate::constants::DEFAULT_NOT_FOUND_HORIZON),
         }),
         _ => {
             debug_assert!(!r.problems.is_empty(), "a key failed without a problem");

@@ -48,6 +48,12 @@ impl TerminalError {
         )
     }
 
+    /// The terminal's explicit "no such transaction": a 404 with the `not_found` code.
+    /// A bare 404 (a proxy, a wrong path) proves nothing.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TerminalError::Rejected { status: 404, code, .. } if code == "not_found")
+    }
+
     pub fn from_client(err: ClientError) -> TerminalError {
         if err.maybe_delivered() {
             TerminalError::NoAnswer(err)
@@ -189,7 +195,7 @@ impl TerminalClient {
         let path = format!("/v1/transactions/{transaction_id}");
         match self.call(Method::GET, &path, None, self.call_timeout).await {
             Ok(result) => Ok(Lookup::Found(result)),
-            Err(TerminalError::Rejected { status: 404, .. }) => Ok(Lookup::NotFound),
+            Err(e) if e.is_not_found() => Ok(Lookup::NotFound),
             Err(e) => Err(e),
         }
     }

@@ -115,6 +115,8 @@ impl PaymentRequest {
 #[serde(rename_all = "camelCase")]
 pub struct TxnResult {
     pub transaction_id: String,
+    /// Empty when the terminal's answer names no device.
+    #[serde(default)]
     pub device_id: String,
     #[serde(rename = "type")]
     pub kind: TxnKind,

@@ -1,15 +1,20 @@
 //! The supervision algorithm as a pure state machine: `next(state, event)` returns
 //! the new state and the actions for the driver to carry out. No I/O, no clocks;
-//! the driver (`supervisor`) turns timers and terminal answers into events.
+//! the driver (`supervisor`) turns timers and terminal answers into events, and
+//! stamps the events that need a time with the time since the transaction started.
 //!
 //! The seed's algorithm: hold the start request open; poll "is a payment in
 //! progress?" every `pollSeconds`; "idle" → look the outcome up; `loopsBefore`
 //! unanswered polls → switch transport; `timeStop` → the POS hears `unknown` and a
 //! reconciler keeps asking until the terminal tells the truth. ecrlink adds: a lost
-//! answer is looked up at once, and a `LinkDown` from the probe monitor switches
-//! without waiting for missed polls.
+//! answer is looked up at once, a `LinkDown` from the probe monitor switches without
+//! waiting for missed polls, and nothing but the terminal's verdict about *this*
+//! transaction (or an operator) ends it — "never arrived" needs evidence (`Evidence`).
 
-use crate::terminal::wire::TxnResult;
+use std::time::Duration;
+
+use super::events;
+use crate::terminal::wire::{TxnResult, TxnStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -17,14 +22,26 @@ pub enum Phase {
     Waiting,
     /// After `timeStop`: the POS was told `unknown`; we keep asking the terminal.
     Reconciling,
-    /// Reconciliation attempts exhausted: stays `unknown` until the next start-up.
+    /// Reconciliation attempts exhausted: the terminal is freed, the transaction stays
+    /// `unknown` and is asked about at a slow pace until the truth or an operator settles it.
     Abandoned,
     /// A final outcome is known and journaled.
     Done,
 }
 
+impl Phase {
+    fn live(self) -> bool {
+        self != Phase::Done
+    }
+
+    /// After `timeStop`: the POS has heard `unknown`.
+    fn after_deadline(self) -> bool {
+        matches!(self, Phase::Reconciling | Phase::Abandoned)
+    }
+}
+
 /// Why a transaction ended without the terminal's own verdict.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailCode {
     /// TLS verification of the terminal failed: nothing was sent.
     TlsError,
@@ -34,49 +51,81 @@ pub enum FailCode {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// The terminal's final answer.
+    /// The terminal's final answer about this transaction.
     Terminal(TxnResult),
     /// The request never left: it cannot have been charged.
     NotDelivered { code: FailCode, reason: String },
-    /// The terminal refused to start it (busy, conflicting id, bad request).
+    /// The terminal refused to start it before any processing (busy, conflicting id,
+    /// invalid request).
     Rejected { code: String, message: String },
-    /// The request may have left, but the terminal has no record of it.
+    /// The start call is over and the terminal, asked twice some seconds apart and
+    /// once more whether anything is running, has no record of it.
     NeverArrived,
+    /// An operator settled a transaction that stayed `unknown`.
+    Resolved { status: TxnStatus, reason: String },
+}
+
+/// Which call an answer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Start,
+    Lookup,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// The start call answered with a result for this transaction.
     StartAnswered(TxnResult),
     StartNotDelivered {
         code: FailCode,
         reason: String,
     },
+    /// An explicit refusal before processing (`classify::is_refusal`).
     StartRejected {
         code: String,
         message: String,
     },
-    /// The start call may have been delivered but its answer was lost.
-    StartLost {
+    /// Anything else: the start may have been delivered; only a lookup can tell.
+    StartMaybeDelivered {
         reason: String,
+    },
+    /// An answer that does not match the request (another transaction, amount, …).
+    AnswerMismatch {
+        call: Call,
+        detail: String,
     },
     PollDue,
     /// The terminal says our payment is in progress.
     PollInProgress,
-    /// The terminal says no payment (or another one) is in progress.
+    /// The terminal says no payment, or another one, is in progress.
     PollIdle,
     PollFailed {
         reason: String,
     },
     LookedUp(TxnResult),
-    LookedUpNotFound,
+    /// The terminal answered `not_found`; `at` is the time since the supervisor started.
+    LookedUpNotFound {
+        at: Duration,
+    },
     LookupFailed {
         reason: String,
     },
+    /// A lookup the machine scheduled (`LookupIn`) is due.
+    LookupDue,
     /// `timeStop` has passed.
     Deadline,
     ReconcileDue,
-    /// The probe monitor says the active link is down.
+    /// The probe monitor says the direct link is down.
     LinkDown,
+    /// The probe monitor says the direct link is back.
+    LinkUp,
+    /// A reconciliation lookup was answered over transport `0` (not the active one).
+    AnsweredOver(usize),
+    /// An operator settles an `unknown` transaction.
+    OperatorResolved {
+        status: TxnStatus,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -85,20 +134,49 @@ pub enum Action {
     Poll,
     /// Ask the terminal for our transaction's record.
     Lookup,
-    /// Journal the final outcome, answer every waiter, release the terminal.
+    /// Send `LookupDue` after this long.
+    LookupIn(Duration),
+    /// Journal the final outcome, then answer every waiter, release the terminal.
     Finish(Outcome),
     /// Journal `unknown` and answer the POS with it.
     MarkUnknown,
-    /// Move to the fallback transport (journaled).
-    SwitchToFallback,
-    /// Send the start again on the new transport (only when it was never delivered).
+    /// Move this transaction, and the terminal's new work, to transport `to` (journaled).
+    SwitchTo { to: usize, why: &'static str },
+    /// Send the start again on the active transport (only when it was never delivered).
     Resend,
     /// Wait, then send `ReconcileDue`; the number is the attempt (0 = at once).
     ScheduleReconcile(u32),
-    /// Stop reconciling; the transaction stays `unknown`.
+    /// Wait the slow pace of an abandoned transaction, then send `ReconcileDue`.
+    ScheduleSlowReconcile,
+    /// Attempts spent: journal it and free the terminal; the transaction stays `unknown`.
     GiveUp,
     /// Journal an event that changes nothing else.
     Note(&'static str, String),
+}
+
+/// What has been seen towards "the terminal never got it": a first `not_found` (at
+/// this time), and whether a second one came late enough that the next `current`
+/// answer decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    pub first_not_found: Option<Duration>,
+    pub absence_check: bool,
+}
+
+/// The numbers a machine is built with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub loops_before: u32,
+    pub max_reconcile_attempts: u32,
+    /// How many transports the terminal has (1 direct, 2 with the fallback).
+    pub transports: usize,
+    /// The transport this transaction starts on.
+    pub start_at: usize,
+    /// `notFoundHorizonSeconds`: the least time between the two `not_found` lookups.
+    pub not_found_horizon: Duration,
+    /// "Never arrived" is not concluded before this time (a request may still sit on
+    /// the MQTT broker for a resumed transaction).
+    pub never_arrived_after: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,39 +186,44 @@ pub struct Machine {
     pub start_outstanding: bool,
     /// Unanswered status calls in a row.
     pub missed: u32,
-    pub on_fallback: bool,
-    pub has_fallback: bool,
-    pub loops_before: u32,
+    /// The transport this transaction uses now.
+    pub active: usize,
+    /// A switch for a failed link happened (one per transaction).
+    pub switched: bool,
+    /// The start was sent again after it could not be delivered (once).
+    pub resent: bool,
     pub reconcile_attempts: u32,
-    pub max_reconcile_attempts: u32,
+    pub evidence: Evidence,
+    pub settings: Settings,
 }
 
 impl Machine {
     /// A new transaction whose start request is about to be sent.
-    pub fn new(loops_before: u32, max_reconcile_attempts: u32, has_fallback: bool) -> Machine {
+    pub fn new(mut settings: Settings) -> Machine {
+        settings.loops_before = settings.loops_before.max(1);
+        settings.max_reconcile_attempts = settings.max_reconcile_attempts.max(1);
+        settings.transports = settings.transports.max(1);
+        settings.start_at = settings.start_at.min(settings.transports - 1);
         Machine {
             phase: Phase::Waiting,
             start_outstanding: true,
             missed: 0,
-            on_fallback: false,
-            has_fallback,
-            loops_before: loops_before.max(1),
+            active: settings.start_at,
+            switched: false,
+            resent: false,
             reconcile_attempts: 0,
-            max_reconcile_attempts: max_reconcile_attempts.max(1),
+            evidence: Evidence::default(),
+            settings,
         }
     }
 
     /// A transaction found unfinished in the journal at start-up: nobody waits for
     /// it and its start call is gone, so it goes straight to reconciliation.
-    pub fn recovering(
-        loops_before: u32,
-        max_reconcile_attempts: u32,
-        has_fallback: bool,
-    ) -> Machine {
+    pub fn recovering(settings: Settings) -> Machine {
         Machine {
             phase: Phase::Reconciling,
             start_outstanding: false,
-            ..Machine::new(loops_before, max_reconcile_attempts, has_fallback)
+            ..Machine::new(settings)
         }
     }
 
@@ -152,20 +235,42 @@ impl Machine {
         }
     }
 
+    fn other(&self) -> Option<usize> {
+        (self.settings.transports > 1).then(|| usize::from(self.active == 0))
+    }
+
     fn finish(&mut self, outcome: Outcome) -> Vec<Action> {
         self.phase = Phase::Done;
         self.start_outstanding = false;
         vec![Action::Finish(outcome)]
     }
 
+    /// Ask over the link in use now: a poll while the POS waits, else a lookup.
+    fn ask_now(&self) -> Action {
+        if self.phase == Phase::Waiting {
+            Action::Poll
+        } else {
+            Action::Lookup
+        }
+    }
+
+    /// The one switch for a failed link, if there is somewhere to go.
+    fn switch_for_failure(&mut self, why: &'static str) -> Option<Action> {
+        let to = self.other().filter(|_| !self.switched)?;
+        self.switched = true;
+        self.active = to;
+        self.missed = 0;
+        Some(Action::SwitchTo { to, why })
+    }
+
     /// One more unanswered call; the `loopsBefore`-th in a row switches transport.
     fn missed_call(&mut self, reason: String) -> Vec<Action> {
         self.missed += 1;
-        let mut actions = vec![Action::Note("poll_missed", reason)];
-        if self.missed >= self.loops_before && self.has_fallback && !self.on_fallback {
-            self.on_fallback = true;
-            self.missed = 0;
-            actions.push(Action::SwitchToFallback);
+        let mut actions = vec![Action::Note(events::POLL_MISSED, reason)];
+        if self.missed >= self.settings.loops_before
+            && let Some(switch) = self.switch_for_failure("status calls unanswered")
+        {
+            actions.push(switch);
             // Ask over the new link now rather than at the next tick.
             if self.phase == Phase::Waiting {
                 actions.push(Action::Poll);
@@ -174,33 +279,57 @@ impl Machine {
         actions
     }
 
-    fn switch_now(&mut self) -> Vec<Action> {
-        if self.has_fallback && !self.on_fallback {
-            self.on_fallback = true;
-            self.missed = 0;
-            // Ask over the new link now rather than at the next tick.
-            let ask = if self.phase == Phase::Waiting {
-                Action::Poll
-            } else {
-                Action::Lookup
-            };
-            vec![Action::SwitchToFallback, ask]
-        } else {
-            vec![Action::Note(
-                "link_down",
-                "no fallback transport: keep trying the direct link".into(),
-            )]
+    /// Next reconciliation, or give up (and go slow) when the attempts are spent.
+    fn retry_reconcile(&mut self) -> Vec<Action> {
+        match self.phase {
+            Phase::Waiting | Phase::Done => Vec::new(),
+            Phase::Abandoned => vec![Action::ScheduleSlowReconcile],
+            Phase::Reconciling
+                if self.reconcile_attempts >= self.settings.max_reconcile_attempts =>
+            {
+                self.phase = Phase::Abandoned;
+                vec![Action::GiveUp, Action::ScheduleSlowReconcile]
+            }
+            Phase::Reconciling => vec![Action::ScheduleReconcile(self.reconcile_attempts)],
         }
     }
 
-    /// Next reconciliation, or give up when the attempts are spent.
-    fn retry_reconcile(&mut self) -> Vec<Action> {
-        if self.reconcile_attempts >= self.max_reconcile_attempts {
-            self.phase = Phase::Abandoned;
-            vec![Action::GiveUp]
-        } else {
-            vec![Action::ScheduleReconcile(self.reconcile_attempts)]
+    /// A `not_found` counts towards "never arrived" only once the start call is over;
+    /// it takes two, `notFoundHorizonSeconds` apart, then an idle `current`.
+    fn not_found(&mut self, at: Duration) -> Vec<Action> {
+        if self.start_outstanding {
+            // The start may simply not have been read yet; its own answer decides.
+            return self.retry_reconcile();
         }
+        let s = &self.settings;
+        let Some(first) = self.evidence.first_not_found else {
+            self.evidence.first_not_found = Some(at);
+            return vec![
+                Action::Note(
+                    events::NOT_FOUND,
+                    format!(
+                        "the terminal has no record yet; asking again in {:.1} s",
+                        s.not_found_horizon.as_secs_f64()
+                    ),
+                ),
+                Action::LookupIn(
+                    s.not_found_horizon
+                        .max(s.never_arrived_after.saturating_sub(at)),
+                ),
+            ];
+        };
+        let ready = (first + s.not_found_horizon).max(s.never_arrived_after);
+        if at >= ready {
+            self.evidence.absence_check = true;
+            vec![Action::Poll]
+        } else {
+            vec![Action::LookupIn(ready - at)]
+        }
+    }
+
+    /// A record (or a running payment) of ours was seen: "never arrived" starts over.
+    fn seen(&mut self) {
+        self.evidence = Evidence::default();
     }
 }
 
@@ -208,100 +337,140 @@ impl Machine {
 pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
     use Event as E;
     use Phase as P;
+    if !m.phase.live() {
+        return (m, Vec::new());
+    }
     let actions = match (m.phase, event) {
-        (P::Done | P::Abandoned, _) => Vec::new(),
-
-        // Answers to the start call count in both live phases: a late answer is
+        // Answers to the start call count in every live phase: a late answer is
         // still the truth.
-        (P::Waiting | P::Reconciling, E::StartAnswered(r)) => {
+        (_, E::StartAnswered(r)) => {
             m.start_outstanding = false;
+            m.seen();
             if r.status.is_final() {
                 m.finish(Outcome::Terminal(r))
             } else {
                 vec![Action::Lookup]
             }
         }
-        (P::Waiting | P::Reconciling, E::StartRejected { code, message }) => {
-            m.finish(Outcome::Rejected { code, message })
+        (_, E::StartRejected { code, message }) => m.finish(Outcome::Rejected { code, message }),
+        (P::Waiting, E::StartNotDelivered { .. }) if !m.resent && m.other().is_some() => {
+            m.resent = true;
+            m.seen();
+            let to = m.other().unwrap_or(0);
+            m.active = to;
+            vec![
+                Action::SwitchTo {
+                    to,
+                    why: "start not delivered",
+                },
+                Action::Resend,
+            ]
         }
-        (P::Waiting, E::StartNotDelivered { .. }) if m.has_fallback && !m.on_fallback => {
-            m.on_fallback = true;
-            vec![Action::SwitchToFallback, Action::Resend]
-        }
-        (P::Waiting | P::Reconciling, E::StartNotDelivered { code, reason }) => {
+        (_, E::StartNotDelivered { code, reason }) => {
             m.finish(Outcome::NotDelivered { code, reason })
         }
-        (P::Waiting, E::StartLost { reason }) => {
+        (_, E::StartMaybeDelivered { reason }) => {
             m.start_outstanding = false;
-            vec![Action::Note("answer_lost", reason), Action::Lookup]
+            let mut actions = vec![Action::Note(events::ANSWER_LOST, reason)];
+            if m.phase == P::Waiting {
+                actions.push(Action::Lookup);
+            }
+            actions
         }
-        (P::Reconciling, E::StartLost { reason }) => {
-            m.start_outstanding = false;
-            vec![Action::Note("answer_lost", reason)]
+        (_, E::AnswerMismatch { call, detail }) => {
+            let mut actions = vec![Action::Note(events::ANSWER_MISMATCH, detail)];
+            match call {
+                Call::Start => {
+                    m.start_outstanding = false;
+                    actions.push(Action::Lookup);
+                }
+                Call::Lookup => actions.extend(m.retry_reconcile()),
+            }
+            actions
         }
 
         (P::Waiting, E::PollDue) => vec![Action::Poll],
-        (P::Waiting, E::PollInProgress) => {
+        (_, E::PollDue) => Vec::new(),
+        (phase, E::PollInProgress) => {
             m.missed = 0;
-            Vec::new()
+            let checking = m.evidence.absence_check;
+            m.seen();
+            if checking && phase.after_deadline() {
+                m.retry_reconcile()
+            } else {
+                Vec::new()
+            }
+        }
+        (_, E::PollIdle) if m.evidence.absence_check && !m.start_outstanding => {
+            m.finish(Outcome::NeverArrived)
         }
         (P::Waiting, E::PollIdle) => {
             m.missed = 0;
             vec![Action::Lookup]
         }
-        (P::Waiting, E::PollFailed { reason } | E::LookupFailed { reason }) => {
-            m.missed_call(reason)
-        }
-        (P::Waiting, E::LookedUp(r)) => {
+        (_, E::PollIdle) => Vec::new(),
+        (P::Waiting, E::PollFailed { reason }) => m.missed_call(reason),
+        (_, E::PollFailed { .. }) if m.evidence.absence_check => m.retry_reconcile(),
+        (_, E::PollFailed { .. }) => Vec::new(),
+
+        (_, E::LookedUp(r)) => {
             m.missed = 0;
+            m.seen();
             if r.status.is_final() {
                 m.finish(Outcome::Terminal(r))
             } else {
-                Vec::new()
+                m.retry_reconcile()
             }
         }
-        (P::Waiting, E::LookedUpNotFound) => {
+        (_, E::LookedUpNotFound { at }) => {
             m.missed = 0;
-            if m.start_outstanding {
-                // The start may simply not have been read yet; its own answer decides.
-                Vec::new()
-            } else {
-                m.finish(Outcome::NeverArrived)
-            }
+            m.not_found(at)
         }
+        (P::Waiting, E::LookupFailed { reason }) => m.missed_call(reason),
+        (_, E::LookupFailed { reason }) => {
+            let mut actions = m.missed_call(reason);
+            actions.extend(m.retry_reconcile());
+            actions
+        }
+        (_, E::LookupDue) => vec![Action::Lookup],
+
         (P::Waiting, E::Deadline) => {
             m.phase = P::Reconciling;
             m.reconcile_attempts = 0;
             vec![Action::MarkUnknown, Action::ScheduleReconcile(0)]
         }
-        (P::Waiting | P::Reconciling, E::LinkDown) => m.switch_now(),
+        (_, E::Deadline) => Vec::new(),
         (P::Waiting, E::ReconcileDue) => Vec::new(),
-
         (P::Reconciling, E::ReconcileDue) => {
             m.reconcile_attempts += 1;
             vec![Action::Lookup]
         }
-        (P::Reconciling, E::LookedUp(r)) => {
-            if r.status.is_final() {
-                m.finish(Outcome::Terminal(r))
-            } else {
-                m.retry_reconcile()
-            }
+        (_, E::ReconcileDue) => vec![Action::Lookup],
+
+        (_, E::LinkDown) if m.active == 0 => match m.switch_for_failure("direct link down") {
+            Some(switch) => vec![switch, m.ask_now()],
+            None => vec![Action::Note(
+                events::LINK_DOWN,
+                "no fallback transport: keep trying the direct link".into(),
+            )],
+        },
+        (_, E::LinkDown) => Vec::new(),
+        (_, E::LinkUp) => vec![m.ask_now()],
+        (_, E::AnsweredOver(to)) if to != m.active && to < m.settings.transports => {
+            m.active = to;
+            vec![Action::SwitchTo {
+                to,
+                why: "answered a reconciliation lookup",
+            }]
         }
-        (P::Reconciling, E::LookedUpNotFound) => {
-            if m.start_outstanding {
-                m.retry_reconcile()
-            } else {
-                m.finish(Outcome::NeverArrived)
-            }
+        (_, E::AnsweredOver(_)) => Vec::new(),
+
+        (phase, E::OperatorResolved { status, reason })
+            if phase.after_deadline() && status.is_final() =>
+        {
+            m.finish(Outcome::Resolved { status, reason })
         }
-        (P::Reconciling, E::LookupFailed { reason }) => {
-            let mut actions = m.missed_call(reason);
-            actions.extend(m.retry_reconcile());
-            actions
-        }
-        (P::Reconciling, E::PollDue | E::PollInProgress | E::PollIdle | E::Deadline) => Vec::new(),
-        (P::Reconciling, E::PollFailed { .. }) => Vec::new(),
+        (_, E::OperatorResolved { .. }) => Vec::new(),
     };
     (m, actions)
 }

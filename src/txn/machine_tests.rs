@@ -1,6 +1,8 @@
 use super::*;
 use crate::terminal::wire::{TxnKind, TxnResult, TxnStatus};
 
+const H: Duration = Duration::from_secs(5);
+
 fn result(status: TxnStatus) -> TxnResult {
     TxnResult {
         transaction_id: "T1".into(),
@@ -20,6 +22,25 @@ fn result(status: TxnStatus) -> TxnResult {
     }
 }
 
+fn settings(transports: usize) -> Settings {
+    Settings {
+        loops_before: 3,
+        max_reconcile_attempts: 10,
+        transports,
+        start_at: 0,
+        not_found_horizon: H,
+        never_arrived_after: Duration::ZERO,
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn not_found(at: u64) -> Event {
+    Event::LookedUpNotFound { at: secs(at) }
+}
+
 fn all_events() -> Vec<Event> {
     let mut events = vec![
         Event::StartNotDelivered {
@@ -30,8 +51,16 @@ fn all_events() -> Vec<Event> {
             code: "terminal_busy".into(),
             message: "busy".into(),
         },
-        Event::StartLost {
+        Event::StartMaybeDelivered {
             reason: "reset".into(),
+        },
+        Event::AnswerMismatch {
+            call: Call::Start,
+            detail: "transactionId".into(),
+        },
+        Event::AnswerMismatch {
+            call: Call::Lookup,
+            detail: "amount".into(),
         },
         Event::PollDue,
         Event::PollInProgress,
@@ -39,17 +68,27 @@ fn all_events() -> Vec<Event> {
         Event::PollFailed {
             reason: "timeout".into(),
         },
-        Event::LookedUpNotFound,
+        not_found(0),
+        not_found(3),
+        not_found(100),
         Event::LookupFailed {
             reason: "timeout".into(),
         },
+        Event::LookupDue,
         Event::Deadline,
         Event::ReconcileDue,
         Event::LinkDown,
+        Event::LinkUp,
+        Event::AnsweredOver(0),
+        Event::AnsweredOver(1),
     ];
     for st in TxnStatus::ALL {
         events.push(Event::StartAnswered(result(st)));
         events.push(Event::LookedUp(result(st)));
+        events.push(Event::OperatorResolved {
+            status: st,
+            reason: "receipt seen".into(),
+        });
     }
     events
 }
@@ -64,19 +103,36 @@ fn all_machines() -> Vec<Machine> {
         Phase::Done,
     ] {
         for start_outstanding in [false, true] {
-            for (has_fallback, on_fallback) in [(false, false), (true, false), (true, true)] {
-                for missed in [0, 2] {
-                    for reconcile_attempts in [0, 3] {
-                        out.push(Machine {
-                            phase,
-                            start_outstanding,
-                            missed,
-                            on_fallback,
-                            has_fallback,
-                            loops_before: 3,
-                            reconcile_attempts,
-                            max_reconcile_attempts: 3,
-                        });
+            for (transports, active, switched) in
+                [(1, 0, false), (2, 0, false), (2, 1, true), (2, 1, false)]
+            {
+                for resent in [false, true] {
+                    for missed in [0, 2] {
+                        for reconcile_attempts in [0, 10] {
+                            for evidence in [
+                                Evidence::default(),
+                                Evidence {
+                                    first_not_found: Some(secs(1)),
+                                    absence_check: false,
+                                },
+                                Evidence {
+                                    first_not_found: Some(secs(1)),
+                                    absence_check: true,
+                                },
+                            ] {
+                                out.push(Machine {
+                                    phase,
+                                    start_outstanding,
+                                    missed,
+                                    active,
+                                    switched,
+                                    resent,
+                                    reconcile_attempts,
+                                    evidence,
+                                    settings: settings(transports),
+                                });
+                            }
+                        }
                     }
                 }
             }
@@ -93,7 +149,7 @@ fn exhaustive_invariants() {
             let (after, actions) = next(m.clone(), ev.clone());
             let ctx = format!("{m:?} + {ev:?} -> {after:?} {actions:?}");
             // Ended machines never act again.
-            if matches!(m.phase, Phase::Done | Phase::Abandoned) {
+            if m.phase == Phase::Done {
                 assert!(actions.is_empty(), "{ctx}");
                 assert_eq!(after, m, "{ctx}");
             }
@@ -108,40 +164,79 @@ fn exhaustive_invariants() {
                 "{ctx}"
             );
             assert!(finishes <= 1, "{ctx}");
+            // The transport in use is always one that exists.
+            assert!(after.active < after.settings.transports, "{ctx}");
+            // An answer about something else never decides anything.
+            if matches!(ev, Event::AnswerMismatch { .. }) {
+                assert_eq!(finishes, 0, "{ctx}");
+            }
+            // Only the terminal's answer, a refusal, a failure to send or an operator
+            // after timeStop ends a transaction.
             for a in &actions {
                 match a {
                     // Never an invented outcome: a terminal verdict is always final.
-                    Action::Finish(Outcome::Terminal(r)) => assert!(r.status.is_final(), "{ctx}"),
-                    // "Never arrived" only once the start call can no longer answer.
-                    Action::Finish(Outcome::NeverArrived) => assert!(!m.start_outstanding, "{ctx}"),
-                    // Only one switch, only if there is somewhere to switch to.
-                    Action::SwitchToFallback => {
+                    Action::Finish(Outcome::Terminal(r)) => {
+                        assert!(r.status.is_final(), "{ctx}");
                         assert!(
-                            m.has_fallback && !m.on_fallback && after.on_fallback,
+                            matches!(ev, Event::StartAnswered(_) | Event::LookedUp(_)),
                             "{ctx}"
-                        )
+                        );
                     }
-                    // A resend only for a start that never left.
-                    Action::Resend => {
+                    // "Never arrived" only once the start call is over, after a second
+                    // `not_found` the horizon after the first, and an idle `current`.
+                    Action::Finish(Outcome::NeverArrived) => {
+                        assert!(!m.start_outstanding, "{ctx}");
+                        assert!(m.evidence.absence_check, "{ctx}");
+                        assert_eq!(ev, Event::PollIdle, "{ctx}");
+                    }
+                    Action::Finish(Outcome::NotDelivered { .. }) => {
                         assert!(matches!(ev, Event::StartNotDelivered { .. }), "{ctx}")
+                    }
+                    Action::Finish(Outcome::Rejected { .. }) => {
+                        assert!(matches!(ev, Event::StartRejected { .. }), "{ctx}")
+                    }
+                    Action::Finish(Outcome::Resolved { status, .. }) => {
+                        assert!(status.is_final(), "{ctx}");
+                        assert!(
+                            matches!(m.phase, Phase::Reconciling | Phase::Abandoned),
+                            "{ctx}"
+                        );
+                    }
+                    // A switch goes somewhere else that exists, and the machine is there.
+                    Action::SwitchTo { to, .. } => {
+                        assert_ne!(*to, m.active, "{ctx}");
+                        assert_eq!(after.active, *to, "{ctx}");
+                    }
+                    // Sent again only when it was never delivered, once.
+                    Action::Resend => {
+                        assert!(matches!(ev, Event::StartNotDelivered { .. }), "{ctx}");
+                        assert!(!m.resent && after.resent, "{ctx}");
                     }
                     Action::MarkUnknown => {
                         assert_eq!(m.phase, Phase::Waiting, "{ctx}");
                         assert_eq!(after.phase, Phase::Reconciling, "{ctx}");
                     }
+                    Action::GiveUp => {
+                        assert_eq!(after.phase, Phase::Abandoned, "{ctx}");
+                        assert_ne!(m.phase, Phase::Abandoned, "{ctx}");
+                    }
                     _ => {}
                 }
             }
-            // Time only moves forward through the phases.
-            let rank = |p: Phase| match p {
-                Phase::Waiting => 0,
-                Phase::Reconciling => 1,
-                Phase::Abandoned | Phase::Done => 2,
-            };
-            assert!(rank(after.phase) >= rank(m.phase), "{ctx}");
-            // Polling belongs to the waiting phase only.
+            // A loss-driven switch happens once per transaction.
+            if m.switched {
+                let loss_switch = actions.iter().any(|a| {
+                    matches!(a, Action::SwitchTo { why, .. }
+                        if *why == "direct link down" || *why == "status calls unanswered")
+                });
+                assert!(!loss_switch, "{ctx}");
+            }
+            // Polls happen while the POS waits, or to check that nothing is running.
             if actions.contains(&Action::Poll) {
-                assert_eq!(m.phase, Phase::Waiting, "{ctx}");
+                assert!(
+                    after.phase == Phase::Waiting || after.evidence.absence_check,
+                    "{ctx}"
+                );
             }
         }
     }
@@ -150,8 +245,8 @@ fn exhaustive_invariants() {
 fn run(mut m: Machine, events: impl IntoIterator<Item = Event>) -> (Machine, Vec<Action>) {
     let mut all = Vec::new();
     for ev in events {
-        let (after, actions) = next(m, ev);
-        m = after;
+        let (next_m, actions) = next(m, ev);
+        m = next_m;
         all.extend(actions);
     }
     (m, all)
@@ -159,9 +254,8 @@ fn run(mut m: Machine, events: impl IntoIterator<Item = Event>) -> (Machine, Vec
 
 #[test]
 fn happy_path_finishes_with_the_terminal_answer() {
-    let m = Machine::new(3, 10, false);
     let (m, actions) = run(
-        m,
+        Machine::new(settings(1)),
         [
             Event::PollDue,
             Event::PollInProgress,
@@ -179,42 +273,121 @@ fn happy_path_finishes_with_the_terminal_answer() {
 }
 
 #[test]
-fn lost_answer_is_looked_up_at_once() {
+fn maybe_delivered_start_is_looked_up_at_once_and_never_failed() {
     let (m, actions) = run(
-        Machine::new(3, 10, false),
+        Machine::new(settings(1)),
         [
-            Event::StartLost {
-                reason: "reset".into(),
+            Event::StartMaybeDelivered {
+                reason: "500 internal_error".into(),
             },
-            Event::LookedUp(result(TxnStatus::Declined)),
+            Event::LookedUp(result(TxnStatus::Approved)),
         ],
     );
     assert_eq!(m.phase, Phase::Done);
     assert!(actions.contains(&Action::Lookup));
     assert!(actions.contains(&Action::Finish(Outcome::Terminal(result(
-        TxnStatus::Declined
+        TxnStatus::Approved
     )))));
 }
 
 #[test]
-fn idle_terminal_leads_to_lookup_and_not_found_while_start_open_waits() {
+fn not_found_while_the_start_is_open_waits_for_the_start() {
     let (m, actions) = run(
-        Machine::new(3, 10, false),
-        [Event::PollIdle, Event::LookedUpNotFound],
+        Machine::new(settings(1)),
+        [
+            Event::PollIdle,
+            not_found(1),
+            not_found(20),
+            Event::PollIdle,
+        ],
     );
     assert_eq!(m.phase, Phase::Waiting);
-    assert_eq!(actions, vec![Action::Lookup]);
+    assert_eq!(m.evidence, Evidence::default());
+    assert!(!actions.iter().any(|a| matches!(a, Action::Finish(_))));
+}
+
+#[test]
+fn never_arrived_needs_two_not_found_a_horizon_apart_and_an_idle_terminal() {
+    let lost = Event::StartMaybeDelivered {
+        reason: "reset".into(),
+    };
+    // One `not_found` asks again after the horizon; a second one too early asks again
+    // when the horizon is over.
+    let (m, actions) = run(Machine::new(settings(1)), [lost.clone(), not_found(1)]);
+    assert_eq!(actions.last(), Some(&Action::LookupIn(H)));
+    let (m, actions) = run(m, [not_found(3)]);
+    assert_eq!(actions, vec![Action::LookupIn(secs(3))]);
+    // The second, late enough, asks whether anything is running.
+    let (m, actions) = run(m, [Event::LookupDue, not_found(6)]);
+    assert_eq!(actions, vec![Action::Lookup, Action::Poll]);
+    assert!(m.evidence.absence_check);
+    // The terminal is running it after all: start over.
+    let (m2, actions) = run(m.clone(), [Event::PollInProgress]);
+    assert!(actions.is_empty());
+    assert_eq!(m2.evidence, Evidence::default());
+    // Idle: now it never arrived.
+    let (m, actions) = run(m, [Event::PollIdle]);
+    assert_eq!(m.phase, Phase::Done);
+    assert_eq!(actions, vec![Action::Finish(Outcome::NeverArrived)]);
+}
+
+#[test]
+fn a_late_record_clears_the_evidence() {
+    let (m, actions) = run(
+        Machine::new(settings(1)),
+        [
+            Event::StartMaybeDelivered {
+                reason: "reset".into(),
+            },
+            not_found(1),
+            Event::LookedUp(result(TxnStatus::InProgress)),
+            not_found(7),
+        ],
+    );
+    assert_eq!(m.evidence.first_not_found, Some(secs(7)));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Finish(_))));
+}
+
+#[test]
+fn a_resumed_transaction_waits_out_the_broker_queue_before_never_arrived() {
+    let mut s = settings(2);
+    s.never_arrived_after = secs(160);
+    let (m, actions) = run(Machine::recovering(s), [Event::ReconcileDue, not_found(0)]);
+    assert_eq!(actions.last(), Some(&Action::LookupIn(secs(160))));
+    let (m, actions) = run(m, [Event::LookupDue, not_found(100)]);
+    assert_eq!(actions.last(), Some(&Action::LookupIn(secs(60))));
+    let (m, actions) = run(m, [Event::LookupDue, not_found(160), Event::PollIdle]);
+    assert_eq!(m.phase, Phase::Done);
+    assert!(actions.contains(&Action::Finish(Outcome::NeverArrived)));
+}
+
+#[test]
+fn mismatched_answers_are_noted_and_never_adopted() {
+    let wrong = Event::AnswerMismatch {
+        call: Call::Start,
+        detail: "start answer: transactionId (\"T0\", sent \"T1\")".into(),
+    };
+    let (m, actions) = run(Machine::new(settings(1)), [wrong]);
+    assert_eq!(m.phase, Phase::Waiting);
+    assert!(!m.start_outstanding);
+    assert!(matches!(
+        &actions[0],
+        Action::Note(events::ANSWER_MISMATCH, _)
+    ));
+    assert_eq!(actions[1], Action::Lookup);
     let (m, actions) = run(
         m,
         [
-            Event::StartLost {
-                reason: "eof".into(),
+            Event::Deadline,
+            Event::ReconcileDue,
+            Event::AnswerMismatch {
+                call: Call::Lookup,
+                detail: "amount".into(),
             },
-            Event::LookedUpNotFound,
         ],
     );
-    assert_eq!(m.phase, Phase::Done);
-    assert!(actions.contains(&Action::Finish(Outcome::NeverArrived)));
+    assert_eq!(m.phase, Phase::Reconciling);
+    assert_eq!(actions.last(), Some(&Action::ScheduleReconcile(1)));
 }
 
 #[test]
@@ -222,13 +395,16 @@ fn loops_before_missed_polls_switch_once_when_a_fallback_exists() {
     let miss = || Event::PollFailed {
         reason: "timeout".into(),
     };
-    let (m, actions) = run(Machine::new(3, 10, true), [miss(), miss()]);
-    assert!(!actions.contains(&Action::SwitchToFallback));
+    let (m, actions) = run(Machine::new(settings(2)), [miss(), miss()]);
+    assert!(!actions.iter().any(|a| matches!(a, Action::SwitchTo { .. })));
     let (m, actions) = run(m, [miss()]);
-    assert!(actions.contains(&Action::SwitchToFallback));
-    assert!(m.on_fallback);
-    let (_, actions) = run(m, [miss(), miss(), miss(), miss()]);
-    assert!(!actions.contains(&Action::SwitchToFallback));
+    assert!(actions.contains(&Action::SwitchTo {
+        to: 1,
+        why: "status calls unanswered"
+    }));
+    assert_eq!(m.active, 1);
+    let (_, actions) = run(m, [miss(), miss(), miss(), Event::LinkDown]);
+    assert!(!actions.iter().any(|a| matches!(a, Action::SwitchTo { .. })));
 }
 
 #[test]
@@ -236,49 +412,86 @@ fn without_fallback_missed_polls_keep_waiting() {
     let miss = || Event::PollFailed {
         reason: "timeout".into(),
     };
-    let (m, actions) = run(Machine::new(2, 10, false), [miss(), miss(), miss()]);
+    let (m, actions) = run(Machine::new(settings(1)), (0..10).map(|_| miss()));
     assert_eq!(m.phase, Phase::Waiting);
-    assert!(!actions.contains(&Action::SwitchToFallback));
+    assert!(!actions.iter().any(|a| matches!(a, Action::SwitchTo { .. })));
 }
 
 #[test]
 fn link_down_switches_without_waiting_for_missed_polls() {
-    let (m, actions) = run(Machine::new(3, 10, true), [Event::LinkDown]);
-    assert!(m.on_fallback);
-    assert_eq!(actions, vec![Action::SwitchToFallback, Action::Poll]);
-    let (m, actions) = run(
-        Machine::new(3, 10, true),
+    let (m, actions) = run(Machine::new(settings(2)), [Event::LinkDown]);
+    assert_eq!(m.active, 1);
+    assert_eq!(
+        actions,
+        vec![
+            Action::SwitchTo {
+                to: 1,
+                why: "direct link down"
+            },
+            Action::Poll
+        ]
+    );
+    let (_, actions) = run(
+        Machine::new(settings(2)),
         [Event::Deadline, Event::LinkDown],
     );
-    assert!(m.on_fallback);
     assert_eq!(actions.last(), Some(&Action::Lookup));
+    // A sale already on the fallback stays there when the direct link dies.
+    let mut on_mqtt = settings(2);
+    on_mqtt.start_at = 1;
+    let (m, actions) = run(Machine::new(on_mqtt), [Event::LinkDown]);
+    assert_eq!((m.active, actions), (1, vec![]));
 }
 
 #[test]
-fn not_delivered_fails_or_resends_on_the_fallback() {
-    let nd = || Event::StartNotDelivered {
-        code: FailCode::TlsError,
-        reason: "unknown issuer".into(),
-    };
-    let (m, actions) = run(Machine::new(3, 10, false), [nd()]);
-    assert_eq!(m.phase, Phase::Done);
-    assert!(matches!(
-        actions[0],
-        Action::Finish(Outcome::NotDelivered {
-            code: FailCode::TlsError,
-            ..
+fn a_lookup_answered_over_the_other_link_moves_there() {
+    let (m, actions) = run(
+        Machine::new(settings(2)),
+        [Event::Deadline, Event::AnsweredOver(1)],
+    );
+    assert_eq!(m.active, 1);
+    assert_eq!(
+        actions.last(),
+        Some(&Action::SwitchTo {
+            to: 1,
+            why: "answered a reconciliation lookup"
         })
-    ));
-    let (m, actions) = run(Machine::new(3, 10, true), [nd()]);
-    assert_eq!(m.phase, Phase::Waiting);
-    assert_eq!(actions, vec![Action::SwitchToFallback, Action::Resend]);
+    );
+}
+
+#[test]
+fn not_delivered_fails_or_resends_on_the_fallback_once() {
+    let nd = || Event::StartNotDelivered {
+        code: FailCode::Unreachable,
+        reason: "refused".into(),
+    };
+    let (m, actions) = run(Machine::new(settings(1)), [nd()]);
+    assert_eq!(m.phase, Phase::Done);
+    assert_eq!(
+        actions,
+        vec![Action::Finish(Outcome::NotDelivered {
+            code: FailCode::Unreachable,
+            reason: "refused".into()
+        })]
+    );
+    let (m, actions) = run(Machine::new(settings(2)), [nd()]);
+    assert_eq!(
+        actions,
+        vec![
+            Action::SwitchTo {
+                to: 1,
+                why: "start not delivered"
+            },
+            Action::Resend
+        ]
+    );
     let (m, _) = run(m, [nd()]);
     assert_eq!(m.phase, Phase::Done);
 }
 
 #[test]
 fn deadline_gives_unknown_then_reconciles_to_the_truth() {
-    let (m, actions) = run(Machine::new(3, 10, false), [Event::Deadline]);
+    let (m, actions) = run(Machine::new(settings(1)), [Event::Deadline]);
     assert_eq!(m.phase, Phase::Reconciling);
     assert_eq!(
         actions,
@@ -289,7 +502,7 @@ fn deadline_gives_unknown_then_reconciles_to_the_truth() {
         [
             Event::ReconcileDue,
             Event::LookupFailed {
-                reason: "refused".into(),
+                reason: "timeout".into(),
             },
             Event::ReconcileDue,
             Event::LookedUp(result(TxnStatus::InProgress)),
@@ -309,39 +522,74 @@ fn deadline_gives_unknown_then_reconciles_to_the_truth() {
 }
 
 #[test]
-fn unknown_is_never_turned_into_a_decline() {
-    // However long the terminal stays silent, the machine gives up rather than guess.
-    let mut m = Machine::new(3, 5, false);
-    let mut actions = Vec::new();
-    for ev in [Event::Deadline].into_iter().chain((0..20).flat_map(|_| {
-        [
-            Event::ReconcileDue,
-            Event::LookupFailed { reason: "x".into() },
-        ]
-    })) {
-        let (after, acts) = next(m, ev);
-        m = after;
-        actions.extend(acts);
+fn giving_up_frees_the_terminal_but_keeps_asking_slowly() {
+    let mut s = settings(1);
+    s.max_reconcile_attempts = 3;
+    let fail = || Event::LookupFailed { reason: "x".into() };
+    let mut events = vec![Event::Deadline];
+    for _ in 0..3 {
+        events.extend([Event::ReconcileDue, fail()]);
     }
+    let (m, actions) = run(Machine::new(s), events);
     assert_eq!(m.phase, Phase::Abandoned);
     assert!(actions.contains(&Action::GiveUp));
+    assert_eq!(actions.last(), Some(&Action::ScheduleSlowReconcile));
     assert!(!actions.iter().any(|a| matches!(a, Action::Finish(_))));
+    // Still unknown, still asked about, still decided by the terminal alone.
+    let (m, actions) = run(m, [Event::ReconcileDue, fail(), Event::ReconcileDue]);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Lookup,
+            Action::Note(events::POLL_MISSED, "x".into()),
+            Action::ScheduleSlowReconcile,
+            Action::Lookup
+        ]
+    );
+    let (m, actions) = run(m, [Event::LookedUp(result(TxnStatus::Declined))]);
+    assert_eq!(m.phase, Phase::Done);
+    assert_eq!(
+        actions,
+        vec![Action::Finish(Outcome::Terminal(result(
+            TxnStatus::Declined
+        )))]
+    );
+}
+
+#[test]
+fn an_operator_settles_only_what_stayed_unknown() {
+    let resolve = || Event::OperatorResolved {
+        status: TxnStatus::Approved,
+        reason: "receipt 4711 seen".into(),
+    };
+    let (m, actions) = run(Machine::new(settings(1)), [resolve()]);
+    assert_eq!((m.phase, actions), (Phase::Waiting, vec![]));
+    let (m, actions) = run(m, [Event::Deadline, resolve()]);
+    assert_eq!(m.phase, Phase::Done);
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Finish(Outcome::Resolved {
+            status: TxnStatus::Approved,
+            reason: "receipt 4711 seen".into()
+        }))
+    );
 }
 
 #[test]
 fn recovery_starts_reconciling_at_once() {
-    let m = Machine::recovering(3, 10, false);
+    let m = Machine::recovering(settings(1));
     assert_eq!(m.initial_actions(), vec![Action::ScheduleReconcile(0)]);
-    let (m, actions) = run(m, [Event::ReconcileDue, Event::LookedUpNotFound]);
+    let (m, actions) = run(m, [Event::ReconcileDue, not_found(0)]);
     assert_eq!(actions[0], Action::Lookup);
+    assert_eq!(m.phase, Phase::Reconciling);
+    let (m, _) = run(m, [Event::LookupDue, not_found(5), Event::PollIdle]);
     assert_eq!(m.phase, Phase::Done);
-    assert!(actions.contains(&Action::Finish(Outcome::NeverArrived)));
 }
 
 #[test]
 fn a_late_start_answer_after_unknown_still_counts() {
     let (m, actions) = run(
-        Machine::new(3, 10, false),
+        Machine::new(settings(1)),
         [
             Event::Deadline,
             Event::StartAnswered(result(TxnStatus::Approved)),

@@ -1,11 +1,16 @@
 //! Transactions: admission (exactly once per `transactionId`, one at a time per
-//! terminal), the supervision state machine and its driver, and recovery at start.
+//! terminal, refunds and voids checked against their original), the supervision
+//! state machine and its driver, operator resolution, and recovery at start.
 
+mod calls;
+pub mod classify;
 pub mod machine;
+pub mod originals;
+mod record;
 pub mod supervisor;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::constants::MQTT_QUEUED_REQUEST_HORIZON;
 use crate::journal::{Begin, Journal, JournalError, Stored};
 use crate::probe::Health;
 use crate::terminal::TerminalError;
@@ -20,8 +26,8 @@ use crate::terminal::wire::{
     CancelAnswer, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
 };
 use crate::transport::Transport;
-use machine::Machine;
-use supervisor::{CancelCall, Supervisor};
+use machine::{Machine, Settings};
+use supervisor::{Control, ResolveRefused, Supervisor};
 
 /// Names of journal events, so an operator's query and the code agree.
 pub mod events {
@@ -36,6 +42,21 @@ pub mod events {
     pub const CANCEL_REQUESTED: &str = "cancel_requested";
     pub const CANCEL_ANSWER: &str = "cancel_answer";
     pub const RECOVERING: &str = "recovering";
+    pub const POLL_MISSED: &str = "poll_missed";
+    pub const ANSWER_LOST: &str = "answer_lost";
+    pub const ANSWER_MISMATCH: &str = "answer_mismatch";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const LINK_DOWN: &str = "link_down";
+    pub const RESOLVED_BY_OPERATOR: &str = "resolved_by_operator";
+}
+
+/// What the supervisors count for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Answers that did not match their request and were not adopted.
+    pub answer_mismatches: AtomicU64,
+    /// Transactions settled by an operator.
+    pub resolved_by_operator: AtomicU64,
 }
 
 /// The supervision numbers from the configuration.
@@ -49,6 +70,9 @@ pub struct Timing {
     pub loops_before: u32,
     /// `retries`: background reconciliation attempts after `unknown`.
     pub retries: u32,
+    /// `notFoundHorizonSeconds`: the least time between the two `not_found` lookups
+    /// that "never arrived" needs.
+    pub not_found_horizon: Duration,
 }
 
 /// How one terminal is reached: the primary transport first, then the fallback.
@@ -97,7 +121,21 @@ pub enum SubmitError {
     Conflict(String),
     #[error("terminal {device} is busy with transaction {busy_with}")]
     Busy { device: String, busy_with: String },
+    #[error("{0}")]
+    InvalidOriginal(String),
     #[error("the journal is not available, nothing was sent: {0}")]
+    Journal(#[from] JournalError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("transaction {0} is not known")]
+    NotFound(String),
+    #[error(transparent)]
+    Refused(#[from] ResolveRefused),
+    #[error("the transaction ended while the resolution was on its way")]
+    Ended,
+    #[error(transparent)]
     Journal(#[from] JournalError),
 }
 
@@ -116,7 +154,7 @@ pub enum CancelError {
 struct InFlight {
     fingerprint: String,
     results: watch::Receiver<TxnResult>,
-    cancels: mpsc::Sender<CancelCall>,
+    controls: mpsc::Sender<Control>,
 }
 
 /// Every transaction of the gateway goes through here.
@@ -127,8 +165,9 @@ pub struct Payments {
     /// Serialises the check-then-insert of admission.
     admission: tokio::sync::Mutex<()>,
     in_flight: Mutex<HashMap<String, InFlight>>,
-    /// Terminal → the transaction occupying it.
-    busy: Mutex<HashMap<String, String>>,
+    /// Terminal → the transactions that may still be running on it.
+    busy: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
+    counters: Arc<Counters>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -153,7 +192,8 @@ impl Payments {
                 .collect(),
             admission: tokio::sync::Mutex::new(()),
             in_flight: Mutex::new(HashMap::new()),
-            busy: Mutex::new(HashMap::new()),
+            busy: Arc::new(Mutex::new(HashMap::new())),
+            counters: Arc::new(Counters::default()),
             tracker: TaskTracker::new(),
             shutdown,
         })
@@ -165,6 +205,10 @@ impl Payments {
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     pub fn has_device(&self, device_id: &str) -> bool {
@@ -191,9 +235,20 @@ impl Payments {
             .unwrap_or_default()
     }
 
-    /// The transaction occupying a terminal, if any.
+    /// A transaction that may still be running on the terminal, if any. One whose
+    /// final result is already published no longer holds it, even if its task has
+    /// not yet cleared the slot: a POS that has seen the result may sell again at once.
     pub fn busy_with(&self, device_id: &str) -> Option<String> {
-        lock(&self.busy).get(device_id).cloned()
+        let busy = lock(&self.busy);
+        let in_flight = lock(&self.in_flight);
+        busy.get(device_id)?
+            .iter()
+            .find(|id| {
+                in_flight
+                    .get(*id)
+                    .is_none_or(|f| !f.results.borrow().status.is_final())
+            })
+            .cloned()
     }
 
     /// Resumes every unfinished transaction of the journal. Each one holds its
@@ -250,15 +305,15 @@ impl Payments {
                 Err(SubmitError::Conflict(id))
             };
         }
-        // A transaction whose final result is already published no longer holds the
-        // terminal, even if its task has not yet cleared the slot: a POS that has seen
-        // the result may start the next sale at once.
-        let busy = self.busy_with(&request.device_id).filter(|busy_with| {
-            lock(&self.in_flight)
-                .get(busy_with)
-                .is_none_or(|f| !f.results.borrow().status.is_final())
-        });
-        if let Some(busy_with) = busy {
+        if let Some(original_id) = request.original_transaction_id.as_deref()
+            && kind.needs_original()
+            && let Some(original) = self.journal.get(original_id).await?
+        {
+            let undoing = self.journal.undoing(original_id).await?;
+            originals::check(kind, &request, &original, &undoing)
+                .map_err(SubmitError::InvalidOriginal)?;
+        }
+        if let Some(busy_with) = self.busy_with(&request.device_id) {
             return Err(SubmitError::Busy {
                 device: request.device_id,
                 busy_with,
@@ -306,54 +361,77 @@ impl Payments {
         let (transports, active) = link
             .map(|t| (t.transports.clone(), t.active.clone()))
             .unwrap_or_default();
-        // New work starts where the link stands now (direct unless a switch left it on
-        // the fallback and the direct link has not been seen healthy since).
-        let start_at = active
-            .load(Ordering::Relaxed)
-            .min(transports.len().saturating_sub(1));
         let (publish, results) = watch::channel(stored.result.clone());
-        let (cancel_tx, cancels) = mpsc::channel(4);
+        let (controls_tx, controls) = mpsc::channel(4);
         lock(&self.in_flight).insert(
             id.clone(),
             InFlight {
                 fingerprint: stored.fingerprint.clone(),
                 results: results.clone(),
-                cancels: cancel_tx,
+                controls: controls_tx,
             },
         );
-        lock(&self.busy).insert(device.clone(), id.clone());
+        lock(&self.busy)
+            .entry(device.clone())
+            .or_default()
+            .insert(id.clone());
         let timing = self.timing.clone();
-        let has_fallback = transports.len() > 1;
-        // `has_fallback` means "another transport to switch to", whichever it starts on.
-        let machine = if recovering {
-            Machine::recovering(timing.loops_before, timing.retries, has_fallback)
-        } else {
-            Machine::new(timing.loops_before, timing.retries, has_fallback)
+        let settings = Settings {
+            loops_before: timing.loops_before,
+            max_reconcile_attempts: timing.retries,
+            transports: transports.len(),
+            // New work starts where the link stands now (direct unless a switch left it
+            // on the fallback and the direct link has not been seen healthy since).
+            start_at: active.load(Ordering::Relaxed),
+            not_found_horizon: timing.not_found_horizon,
+            // A transaction resumed after a restart may have left a start request on
+            // the broker for an offline terminal; until it has expired, "not found"
+            // does not prove it will never run.
+            never_arrived_after: if recovering && transports.len() > 1 {
+                queued_request_horizon(&stored.result.started_at)
+            } else {
+                Duration::ZERO
+            },
         };
+        let machine = if recovering {
+            Machine::recovering(settings)
+        } else {
+            Machine::new(settings)
+        };
+        let busy = self.busy.clone();
+        let (busy_device, busy_id) = (device.clone(), id.clone());
+        let free = move || release(&busy, &busy_device, &busy_id);
+        let mut result = stored.result;
+        if result.transport.is_none() {
+            result.transport = transports.get(machine.active).map(|t| t.name().to_string());
+        }
         let supervisor = Supervisor {
             journal: self.journal.clone(),
             transports,
             active,
-            start_at,
             timing,
             kind: stored.kind,
             request: stored.request,
-            result: stored.result,
+            result,
             machine,
             publish,
-            cancels,
+            controls,
             send_start: !recovering,
             health,
+            counters: self.counters.clone(),
+            release: Some(Box::new(free)),
         };
         let this = self.clone();
         let shutdown = self.shutdown.clone();
         self.tracker.spawn(async move {
-            supervisor.run(shutdown).await;
-            lock(&this.in_flight).remove(&id);
-            let mut busy = lock(&this.busy);
-            if busy.get(&device) == Some(&id) {
-                busy.remove(&device);
+            let result = supervisor.run(shutdown).await;
+            if result.result_code.as_deref() == Some(events::RESOLVED_BY_OPERATOR) {
+                this.counters
+                    .resolved_by_operator
+                    .fetch_add(1, Ordering::Relaxed);
             }
+            lock(&this.in_flight).remove(&id);
+            release(&this.busy, &device, &id);
         });
         results
     }
@@ -366,12 +444,15 @@ impl Payments {
         Ok(self.journal.get(transaction_id).await?.map(|s| s.result))
     }
 
+    fn controls(&self, transaction_id: &str) -> Option<mpsc::Sender<Control>> {
+        lock(&self.in_flight)
+            .get(transaction_id)
+            .map(|f| f.controls.clone())
+    }
+
     /// Asks the terminal to abort a transaction in flight (before authorisation).
     pub async fn cancel(&self, transaction_id: &str) -> Result<CancelAnswer, CancelError> {
-        let sender = lock(&self.in_flight)
-            .get(transaction_id)
-            .map(|f| f.cancels.clone());
-        let Some(sender) = sender else {
+        let Some(sender) = self.controls(transaction_id) else {
             return match self.journal.get(transaction_id).await? {
                 Some(stored) => Ok(CancelAnswer {
                     transaction_id: transaction_id.to_string(),
@@ -382,8 +463,55 @@ impl Payments {
             };
         };
         let (reply, answer) = oneshot::channel();
-        sender.send(reply).await.map_err(|_| CancelError::Ended)?;
+        sender
+            .send(Control::Cancel(reply))
+            .await
+            .map_err(|_| CancelError::Ended)?;
         Ok(answer.await.map_err(|_| CancelError::Ended)??)
+    }
+
+    /// An operator settles a transaction that stayed `unknown` (journaled as
+    /// `resolved_by_operator` with the reason).
+    pub async fn resolve(
+        &self,
+        transaction_id: &str,
+        status: TxnStatus,
+        reason: String,
+    ) -> Result<TxnResult, ResolveError> {
+        if let Some(sender) = self.controls(transaction_id) {
+            let (reply, answer) = oneshot::channel();
+            sender
+                .send(Control::Resolve {
+                    status,
+                    reason,
+                    reply,
+                })
+                .await
+                .map_err(|_| ResolveError::Ended)?;
+            return Ok(answer.await.map_err(|_| ResolveError::Ended)??);
+        }
+        // Not supervised (its terminal is no longer configured): settle it in the journal.
+        let _admission = self.admission.lock().await;
+        let stored = self
+            .journal
+            .get(transaction_id)
+            .await?
+            .ok_or_else(|| ResolveError::NotFound(transaction_id.to_string()))?;
+        let mut r = stored.result;
+        if r.status != TxnStatus::Unknown {
+            return Err(ResolveRefused::NotUnknown(r.status.as_str()).into());
+        }
+        r.status = status;
+        r.result_code = Some(events::RESOLVED_BY_OPERATOR.into());
+        r.result_message = Some(format!("settled by an operator: {reason}"));
+        r.finished_at = Some(now_rfc3339());
+        self.journal
+            .update(&r, events::RESOLVED_BY_OPERATOR, Some(reason))
+            .await?;
+        self.counters
+            .resolved_by_operator
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(r)
     }
 
     /// Waits for every supervisor to stop (after the shutdown token fired).
@@ -410,5 +538,55 @@ pub async fn wait_result(
     match waited {
         Ok(Ok(r)) => r,
         _ => results.borrow().clone(),
+    }
+}
+
+/// Frees `device` of transaction `id`.
+fn release(busy: &Mutex<HashMap<String, BTreeSet<String>>>, device: &str, id: &str) {
+    let mut busy = lock(busy);
+    if let Some(ids) = busy.get_mut(device) {
+        ids.remove(id);
+        if ids.is_empty() {
+            busy.remove(device);
+        }
+    }
+}
+
+/// How long after its supervisor starts a transaction that began at `started_at`
+/// (RFC 3339) may still have a start request waiting on the broker; zero if past or
+/// unreadable.
+fn queued_request_horizon(started_at: &str) -> Duration {
+    let Ok(started) =
+        time::OffsetDateTime::parse(started_at, &time::format_description::well_known::Rfc3339)
+    else {
+        return Duration::ZERO;
+    };
+    let elapsed = Duration::try_from(time::OffsetDateTime::now_utc() - started).unwrap_or_default();
+    MQTT_QUEUED_REQUEST_HORIZON.saturating_sub(elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_request_horizon_counts_from_the_start() {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let fresh = queued_request_horizon(&fmt(now));
+        assert!(
+            fresh > MQTT_QUEUED_REQUEST_HORIZON - Duration::from_secs(5),
+            "{fresh:?}"
+        );
+        let older = queued_request_horizon(&fmt(now - Duration::from_secs(100)));
+        assert!(older < Duration::from_secs(61), "{older:?}");
+        assert_eq!(
+            queued_request_horizon(&fmt(now - Duration::from_secs(600))),
+            Duration::ZERO
+        );
+        assert_eq!(queued_request_horizon("yesterday"), Duration::ZERO);
     }
 }

@@ -1,40 +1,54 @@
-//! The async driver of one transaction: it feeds the state machine with timers and
-//! terminal answers and carries out its actions (calls, journal writes, answers).
+//! The async driver of one transaction: it turns timers, link states, operator
+//! requests and terminal answers into state-machine events and carries out the
+//! machine's actions. The calls themselves are in `calls`, the journal writes in
+//! `record`; every decision is the machine's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::machine::{Action, Event, FailCode, Machine, Outcome, Phase, next};
-use super::{Timing, events};
-use crate::constants::MQTT_QUEUED_REQUEST_HORIZON;
-use crate::http::client::ClientError;
+use super::machine::{Action, Event, Machine, Phase, next};
+use super::{Counters, Timing, events};
+use crate::constants::{ABANDONED_RECONCILE_INTERVAL, RECONCILE_MAX_BACKOFF};
 use crate::journal::Journal;
 use crate::probe::{Health, LinkState};
-use crate::terminal::wire::{
-    CancelAnswer, Current, PaymentRequest, TxnKind, TxnResult, TxnStatus, now_rfc3339,
-};
-use crate::terminal::{Lookup, TerminalError};
+use crate::terminal::TerminalError;
+use crate::terminal::wire::{CancelAnswer, PaymentRequest, TxnKind, TxnResult, TxnStatus};
 use crate::transport::Transport;
-
-/// The slowest pace of background reconciliation.
-pub const RECONCILE_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A request to cancel, answered on the oneshot.
 pub type CancelCall = oneshot::Sender<Result<CancelAnswer, TerminalError>>;
 
+/// Why an operator's resolution was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveRefused {
+    #[error("transaction is {0}, not unknown: only an unknown transaction can be resolved")]
+    NotUnknown(&'static str),
+    #[error("the resolution could not be journaled; try again")]
+    NotDurable,
+}
+
+/// What the API asks of a running transaction.
+pub enum Control {
+    Cancel(CancelCall),
+    Resolve {
+        status: TxnStatus,
+        reason: String,
+        reply: oneshot::Sender<Result<TxnResult, ResolveRefused>>,
+    },
+}
+
 /// The finished call of a spawned terminal request, with an optional journal note.
-struct Completed {
-    event: Event,
-    note: Option<(&'static str, String)>,
-    status_call: bool,
+pub(super) struct Completed {
+    pub event: Event,
+    pub note: Option<(&'static str, String)>,
+    pub status_call: bool,
     /// The transport that answered, when it is not the one the call was made on.
-    answered_via: Option<usize>,
+    pub answered_via: Option<usize>,
 }
 
 pub struct Supervisor {
@@ -42,62 +56,61 @@ pub struct Supervisor {
     pub transports: Vec<Arc<dyn Transport>>,
     /// The terminal's shared "where new work goes" index; switches update it.
     pub active: Arc<AtomicUsize>,
-    /// The transport this transaction starts on.
-    pub start_at: usize,
     pub timing: Timing,
     pub kind: TxnKind,
     pub request: PaymentRequest,
     pub result: TxnResult,
     pub machine: Machine,
     pub publish: watch::Sender<TxnResult>,
-    pub cancels: mpsc::Receiver<CancelCall>,
+    pub controls: mpsc::Receiver<Control>,
     /// Whether a start call is to be sent (false when recovering).
     pub send_start: bool,
     /// The terminal's link health from the probe monitor, if one runs.
     pub health: Option<watch::Receiver<Health>>,
+    pub counters: Arc<Counters>,
+    /// Frees the terminal for new sales while this transaction is still asked about.
+    pub release: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
-struct Driver {
-    sup: Supervisor,
-    /// Before this instant a lookup's "not found" is not taken as final (see `run`).
-    not_found_final_at: Option<Instant>,
-    active: usize,
-    calls: JoinSet<Completed>,
-    status_call_in_flight: bool,
-    lookup_wanted: bool,
-    reconcile_at: Option<Instant>,
-    last_note: Option<(&'static str, String)>,
+pub(super) struct Driver {
+    pub sup: Supervisor,
+    pub started: Instant,
+    /// `timeStop` for this transaction.
+    pub deadline: Instant,
+    pub calls: JoinSet<Completed>,
+    pub cancel_calls: JoinSet<(CancelCall, Result<CancelAnswer, TerminalError>)>,
+    pub status_call_in_flight: bool,
+    pub lookup_wanted: bool,
+    pub reconcile_at: Option<Instant>,
+    pub lookup_at: Option<Instant>,
+    pub last_note: Option<(&'static str, String)>,
+    pub shutdown: CancellationToken,
 }
 
 impl Supervisor {
-    /// Drives the transaction until it is final (or reconciliation is abandoned, or
-    /// the gateway shuts down, in which case the journal keeps it for the next start).
-    pub async fn run(self, shutdown: CancellationToken) -> TxnResult {
+    /// Drives the transaction until it is final, or the gateway shuts down (then the
+    /// journal keeps it for the next start).
+    pub async fn run(mut self, shutdown: CancellationToken) -> TxnResult {
+        let started = Instant::now();
         let timing = self.timing.clone();
-        let start_at = self.start_at;
-        // A transaction resumed after a restart may have left a start request queued on
-        // the broker for an offline terminal; until that request has expired, "not
-        // found" does not prove it will never run.
-        let not_found_final_at = (!self.send_start && self.transports.len() > 1)
-            .then(|| queued_request_horizon(&self.result.started_at))
-            .flatten();
+        let mut health = self.health.take();
         let mut d = Driver {
-            not_found_final_at,
             sup: self,
-            active: start_at,
+            started,
+            deadline: started + timing.time_stop,
             calls: JoinSet::new(),
+            cancel_calls: JoinSet::new(),
             status_call_in_flight: false,
             lookup_wanted: false,
             reconcile_at: None,
+            lookup_at: None,
             last_note: None,
+            shutdown: shutdown.clone(),
         };
-        let started = Instant::now();
-        let deadline = tokio::time::sleep_until(started + timing.time_stop);
+        let deadline = tokio::time::sleep_until(d.deadline);
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval_at(started + timing.poll, timing.poll);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-
-        let mut health = d.sup.health.take();
         let mut link = health.as_ref().map(|h| h.borrow().state);
         if d.sup.send_start {
             d.spawn_start();
@@ -106,12 +119,9 @@ impl Supervisor {
         for action in d.sup.machine.initial_actions() {
             d.apply(action).await;
         }
-        loop {
-            if matches!(d.sup.machine.phase, Phase::Done | Phase::Abandoned) {
-                break;
-            }
+        while d.sup.machine.phase != Phase::Done {
             let waiting = d.sup.machine.phase == Phase::Waiting;
-            let reconcile_at = d.reconcile_at;
+            let (reconcile_at, lookup_at) = (d.reconcile_at, d.lookup_at);
             let event = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -124,51 +134,176 @@ impl Supervisor {
                             d.note(name, detail).await;
                         }
                         if let Some(via) = done.answered_via {
-                            d.switch_to(via, "answered a reconciliation lookup").await;
+                            d.step(Event::AnsweredOver(via)).await;
                         }
                         done.event
                     }
                     Err(_) => continue,
                 },
-                Some(reply) = d.sup.cancels.recv() => {
-                    d.cancel(reply).await;
+                Some(Ok((reply, answer))) = d.cancel_calls.join_next() => {
+                    d.cancel_answered(reply, answer).await;
                     continue;
                 }
+                Some(control) = d.sup.controls.recv() => match control {
+                    Control::Cancel(reply) => {
+                        d.spawn_cancel(reply).await;
+                        continue;
+                    }
+                    Control::Resolve { status, reason, reply } => {
+                        d.resolve(status, reason, reply).await;
+                        continue;
+                    }
+                },
                 _ = &mut deadline, if waiting => Event::Deadline,
                 _ = ticker.tick(), if waiting => Event::PollDue,
                 _ = sleep_until_opt(reconcile_at), if reconcile_at.is_some() => {
                     d.reconcile_at = None;
                     Event::ReconcileDue
                 }
+                _ = sleep_until_opt(lookup_at), if lookup_at.is_some() => {
+                    d.lookup_at = None;
+                    Event::LookupDue
+                }
                 state = next_link_state(&mut health) => {
-                    let was = link.replace(state);
-                    match (was, state) {
+                    match (link.replace(state), state) {
                         (Some(LinkState::Down), LinkState::Down) => continue,
                         // The probe monitor saw the link die: act now, not after
                         // `loopsBefore` missed polls.
                         (_, LinkState::Down) => Event::LinkDown,
                         // Back from down: ask at once instead of at the next tick.
-                        (Some(LinkState::Down), _) if waiting => Event::PollDue,
-                        (Some(LinkState::Down), _) => {
-                            d.reconcile_at = Some(Instant::now());
-                            continue;
-                        }
+                        (Some(LinkState::Down), _) => Event::LinkUp,
                         _ => continue,
                     }
                 }
             };
-            let event = d.hold_not_found(event).await;
-            let (machine, actions) = next(d.sup.machine.clone(), event);
-            d.sup.machine = machine;
-            for action in actions {
-                d.apply(action).await;
-            }
-            if d.lookup_wanted && !d.status_call_in_flight {
-                d.lookup_wanted = false;
-                d.spawn_lookup();
-            }
+            d.step(event).await;
+        }
+        // A cancel that made the terminal end the payment usually loses the race to
+        // the start answer: its caller still hears the terminal's answer.
+        while !shutdown.is_cancelled()
+            && let Some(Ok((reply, answer))) = d.cancel_calls.join_next().await
+        {
+            d.cancel_answered(reply, answer).await;
         }
         d.sup.result
+    }
+}
+
+impl Driver {
+    /// Feeds one event to the machine and carries out what it decides.
+    pub(super) async fn step(&mut self, event: Event) {
+        if let Event::AnswerMismatch { detail, .. } = &event {
+            self.sup
+                .counters
+                .answer_mismatches
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                transaction_id = %self.sup.request.transaction_id,
+                %detail,
+                "terminal answer does not match the request; not adopted"
+            );
+        }
+        let (machine, actions) = next(self.sup.machine.clone(), event);
+        self.sup.machine = machine;
+        for action in actions {
+            self.apply(action).await;
+        }
+        if self.lookup_wanted && !self.status_call_in_flight {
+            self.lookup_wanted = false;
+            self.spawn_lookup();
+        }
+    }
+
+    async fn apply(&mut self, action: Action) {
+        match action {
+            Action::Poll => self.spawn_poll(),
+            Action::Lookup => self.spawn_lookup(),
+            Action::LookupIn(after) => self.lookup_at = Some(Instant::now() + after),
+            Action::Resend => {
+                self.spawn_start();
+                self.note_sent().await;
+            }
+            Action::Finish(outcome) => self.finish(outcome).await,
+            Action::MarkUnknown => self.mark_unknown().await,
+            Action::SwitchTo { to, why } => self.switch_to(to, why).await,
+            Action::ScheduleReconcile(attempt) => {
+                self.reconcile_at =
+                    Some(Instant::now() + reconcile_delay(self.sup.timing.poll, attempt));
+            }
+            Action::ScheduleSlowReconcile => {
+                self.reconcile_at = Some(Instant::now() + ABANDONED_RECONCILE_INTERVAL);
+            }
+            Action::GiveUp => {
+                tracing::error!(
+                    transaction_id = %self.sup.request.transaction_id,
+                    "reconciliation attempts exhausted: the terminal is freed, the transaction \
+                     stays unknown and is asked about every {} s (POST .../resolve settles it)",
+                    ABANDONED_RECONCILE_INTERVAL.as_secs()
+                );
+                self.note(
+                    events::GAVE_UP,
+                    format!("after {} attempts", self.sup.timing.retries),
+                )
+                .await;
+                if let Some(release) = self.sup.release.take() {
+                    release();
+                }
+            }
+            Action::Note(name, detail) => self.note(name, detail).await,
+        }
+    }
+
+    /// The transport the machine has this transaction on.
+    pub(super) fn transport(&self) -> Arc<dyn Transport> {
+        let i = self
+            .sup
+            .machine
+            .active
+            .min(self.sup.transports.len().saturating_sub(1));
+        self.sup.transports[i].clone()
+    }
+
+    /// Moves the terminal's new work to transport `to` too; journaled and shown live.
+    async fn switch_to(&mut self, to: usize, why: &str) {
+        let Some(name) = self.sup.transports.get(to).map(|t| t.name()) else {
+            return;
+        };
+        let from = self.sup.result.transport.clone().unwrap_or_default();
+        self.sup.active.store(to, Ordering::Relaxed);
+        self.sup.result.transport = Some(name.to_string());
+        tracing::warn!(
+            transaction_id = %self.sup.request.transaction_id,
+            from, to = name, why, "transport switch"
+        );
+        self.record(
+            events::TRANSPORT_SWITCH,
+            Some(format!("{from} -> {name} ({why})")),
+        )
+        .await;
+        // Live readers (GET /v1/transactions/{id}) see the switch at once.
+        self.sup.publish.send_replace(self.sup.result.clone());
+    }
+
+    async fn resolve(
+        &mut self,
+        status: TxnStatus,
+        reason: String,
+        reply: oneshot::Sender<Result<TxnResult, ResolveRefused>>,
+    ) {
+        // Only after `timeStop` (or for a transaction resumed at start-up) is nobody
+        // waiting for the terminal's own answer any more.
+        if self.sup.machine.phase == Phase::Waiting {
+            let status = self.sup.result.status.as_str();
+            let _ = reply.send(Err(ResolveRefused::NotUnknown(status)));
+            return;
+        }
+        self.step(Event::OperatorResolved { status, reason }).await;
+        let answer = if self.sup.result.status.is_final() {
+            Ok(self.sup.result.clone())
+        } else {
+            Err(ResolveRefused::NotDurable)
+        };
+        let _ = reply.send(answer);
     }
 }
 
@@ -190,386 +325,11 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-impl Driver {
-    /// Turns "not found" into a failed lookup (retried later) while a request for this
-    /// transaction may still be waiting on the broker.
-    async fn hold_not_found(&mut self, event: Event) -> Event {
-        match (event, self.not_found_final_at) {
-            (Event::LookedUpNotFound, Some(at)) if Instant::now() < at => {
-                let reason = "not found yet, but a start request may still be queued on the \
-                              MQTT broker until it expires"
-                    .to_string();
-                self.note(events::POLLED, reason.clone()).await;
-                Event::LookupFailed { reason }
-            }
-            (event, _) => event,
-        }
-    }
-
-    fn transport(&self) -> Arc<dyn Transport> {
-        self.sup.transports[self.active.min(self.sup.transports.len() - 1)].clone()
-    }
-
-    fn spawn_start(&mut self) {
-        let transport = self.transport();
-        let request = self.sup.request.clone();
-        let kind = self.sup.kind;
-        // The start call stays open as long as the POS may wait; a later answer is
-        // found by lookup.
-        let wait = self.sup.timing.time_stop;
-        self.calls.spawn(async move {
-            let event = match transport.start(kind, &request, wait).await {
-                Ok(result) => Event::StartAnswered(result),
-                Err(TerminalError::NotDelivered(e)) => Event::StartNotDelivered {
-                    code: match e {
-                        ClientError::Tls { .. } => FailCode::TlsError,
-                        _ => FailCode::Unreachable,
-                    },
-                    reason: e.to_string(),
-                },
-                Err(TerminalError::Rejected { code, message, .. }) => {
-                    Event::StartRejected { code, message }
-                }
-                Err(e @ (TerminalError::NoAnswer(_) | TerminalError::Protocol(_))) => {
-                    Event::StartLost {
-                        reason: e.to_string(),
-                    }
-                }
-            };
-            Completed {
-                event,
-                note: None,
-                status_call: false,
-                answered_via: None,
-            }
-        });
-    }
-
-    fn spawn_poll(&mut self) {
-        if self.status_call_in_flight {
-            return;
-        }
-        self.status_call_in_flight = true;
-        let transport = self.transport();
-        let id = self.sup.request.transaction_id.clone();
-        self.calls.spawn(async move {
-            let (event, note) = match transport.current().await {
-                Ok(Current::InProgress {
-                    transaction_id,
-                    stage,
-                }) if transaction_id == id => (
-                    Event::PollInProgress,
-                    Some((events::STAGE, stage.unwrap_or_else(|| "in_progress".into()))),
-                ),
-                Ok(Current::InProgress { transaction_id, .. }) => (
-                    Event::PollIdle,
-                    Some((
-                        events::POLLED,
-                        format!("terminal busy with {transaction_id}"),
-                    )),
-                ),
-                Ok(Current::Idle) => (Event::PollIdle, Some((events::POLLED, "idle".into()))),
-                Err(e) => (
-                    Event::PollFailed {
-                        reason: e.to_string(),
-                    },
-                    None,
-                ),
-            };
-            Completed {
-                event,
-                note,
-                status_call: true,
-                answered_via: None,
-            }
-        });
-    }
-
-    fn spawn_lookup(&mut self) {
-        if self.status_call_in_flight {
-            self.lookup_wanted = true;
-            return;
-        }
-        self.status_call_in_flight = true;
-        // While reconciling, any path that answers will do: a lookup only reads the
-        // terminal's record, so asking the other transport too is safe, and the truth
-        // arrives as soon as either link is back.
-        let order: Vec<usize> = if self.sup.machine.phase == Phase::Reconciling {
-            std::iter::once(self.active)
-                .chain((0..self.sup.transports.len()).filter(|&i| i != self.active))
-                .collect()
-        } else {
-            vec![self.active]
-        };
-        let transports = self.sup.transports.clone();
-        let active = self.active;
-        let id = self.sup.request.transaction_id.clone();
-        self.calls.spawn(async move {
-            let mut event = None;
-            let mut answered_via = None;
-            for i in order {
-                let Some(transport) = transports.get(i) else {
-                    continue;
-                };
-                match transport.lookup(&id).await {
-                    Ok(lookup) => {
-                        event = Some(match lookup {
-                            Lookup::Found(result) => Event::LookedUp(result),
-                            Lookup::NotFound => Event::LookedUpNotFound,
-                        });
-                        answered_via = (i != active).then_some(i);
-                        break;
-                    }
-                    Err(e) => {
-                        // The first (active) transport's failure is the one reported.
-                        if event.is_none() {
-                            event = Some(Event::LookupFailed {
-                                reason: e.to_string(),
-                            });
-                        }
-                    }
-                }
-            }
-            Completed {
-                event: event.unwrap_or(Event::LookupFailed {
-                    reason: "no transport configured".into(),
-                }),
-                note: None,
-                status_call: true,
-                answered_via,
-            }
-        });
-    }
-
-    /// Moves this transaction (and the terminal's new work) to transport `to`; journaled.
-    async fn switch_to(&mut self, to: usize, why: &str) {
-        if to == self.active || to >= self.sup.transports.len() {
-            return;
-        }
-        let from = self.transport().name();
-        self.active = to;
-        self.sup.active.store(to, Ordering::Relaxed);
-        let name = self.transport().name();
-        self.sup.result.transport = Some(name.to_string());
-        tracing::warn!(
-            transaction_id = %self.sup.request.transaction_id,
-            from, to = name, why, "transport switch"
-        );
-        self.record(
-            events::TRANSPORT_SWITCH,
-            Some(format!("{from} -> {name} ({why})")),
-        )
-        .await;
-        // Live readers (GET /v1/transactions/{id}) see the switch at once.
-        self.sup.publish.send_replace(self.sup.result.clone());
-    }
-
-    async fn apply(&mut self, action: Action) {
-        match action {
-            Action::Poll => self.spawn_poll(),
-            Action::Lookup => self.spawn_lookup(),
-            Action::Resend => {
-                self.spawn_start();
-                self.note_sent().await;
-            }
-            Action::Finish(outcome) => self.finish(outcome).await,
-            Action::MarkUnknown => {
-                self.sup.result.status = TxnStatus::Unknown;
-                self.sup.result.result_code = Some("unknown".into());
-                self.sup.result.result_message = Some(
-                    "no final answer from the terminal within timeStop; ecrlink keeps asking and \
-                     GET /v1/transactions/{id} will show the outcome"
-                        .into(),
-                );
-                self.record(events::UNKNOWN, None).await;
-                self.sup.publish.send_replace(self.sup.result.clone());
-            }
-            // The machine switches once; from the transport the transaction started on
-            // to the other one. A sale that started on the fallback (the direct link was
-            // down a moment ago) thus still gets the direct link if the broker fails it.
-            Action::SwitchToFallback => {
-                let to = usize::from(self.active == 0);
-                let why = format!("{} link failed", self.transport().name());
-                self.switch_to(to, &why).await
-            }
-            Action::ScheduleReconcile(attempt) => {
-                self.reconcile_at =
-                    Some(Instant::now() + reconcile_delay(self.sup.timing.poll, attempt));
-            }
-            Action::GiveUp => {
-                tracing::error!(
-                    transaction_id = %self.sup.request.transaction_id,
-                    "reconciliation attempts exhausted; the transaction stays unknown until the next start"
-                );
-                self.note(
-                    events::GAVE_UP,
-                    format!("after {} attempts", self.sup.timing.retries),
-                )
-                .await;
-            }
-            Action::Note(name, detail) => self.note(name, detail).await,
-        }
-    }
-
-    /// Journals that the start request is on its way (the request itself was
-    /// committed before, at admission).
-    async fn note_sent(&mut self) {
-        let via = self.transport().name().to_string();
-        self.note(events::SENT, format!("via {via}")).await;
-    }
-
-    async fn finish(&mut self, outcome: Outcome) {
-        // After `unknown`, or for a transaction resumed at start-up, the outcome is a
-        // reconciliation: the journal says so.
-        let event = if self.sup.result.status == TxnStatus::Unknown || !self.sup.send_start {
-            events::RECONCILED
-        } else {
-            events::FINAL
-        };
-        let transport = self.transport().name().to_string();
-        let r = &mut self.sup.result;
-        match outcome {
-            Outcome::Terminal(answer) => {
-                let started_at = r.started_at.clone();
-                *r = answer;
-                // The gateway's record keeps its own start time if the terminal omits one.
-                if r.started_at.is_empty() {
-                    r.started_at = started_at;
-                }
-            }
-            Outcome::NotDelivered { code, reason } => {
-                r.status = TxnStatus::Failed;
-                r.result_code = Some(
-                    match code {
-                        FailCode::TlsError => "terminal_tls_error",
-                        FailCode::Unreachable => "terminal_unreachable",
-                    }
-                    .into(),
-                );
-                r.result_message = Some(format!("{reason}; nothing was sent, nothing was charged"));
-            }
-            Outcome::Rejected { code, message } => {
-                r.status = TxnStatus::Failed;
-                r.result_code = Some(code);
-                r.result_message = Some(format!("the terminal refused the request: {message}"));
-            }
-            Outcome::NeverArrived => {
-                r.status = TxnStatus::Failed;
-                r.result_code = Some("not_received".into());
-                r.result_message = Some(
-                    "the terminal has no record of this transaction; nothing was charged".into(),
-                );
-            }
-        }
-        r.transport = Some(transport);
-        if r.finished_at.is_none() {
-            r.finished_at = Some(now_rfc3339());
-        }
-        tracing::info!(
-            transaction_id = %r.transaction_id,
-            status = r.status.as_str(),
-            result_code = r.result_code.as_deref().unwrap_or(""),
-            "transaction final"
-        );
-        self.record(event, None).await;
-        self.sup.publish.send_replace(self.sup.result.clone());
-    }
-
-    async fn cancel(&mut self, reply: CancelCall) {
-        let id = self.sup.request.transaction_id.clone();
-        self.note(events::CANCEL_REQUESTED, String::new()).await;
-        let answer = self.transport().cancel(&id).await;
-        let detail = match &answer {
-            Ok(a) => format!("cancelled={} {}", a.cancelled, a.message),
-            Err(e) => format!("no answer: {e}"),
-        };
-        self.note(events::CANCEL_ANSWER, detail).await;
-        let _ = reply.send(answer);
-    }
-
-    /// Journals the current result with `event`. A failed write is retried: the
-    /// journal is the only memory that survives a crash.
-    async fn record(&self, event: &'static str, detail: Option<String>) {
-        let mut delay = Duration::from_millis(50);
-        for attempt in 1..=5 {
-            match self
-                .sup
-                .journal
-                .update(&self.sup.result, event, detail.clone())
-                .await
-            {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::error!(attempt, error = %e, transaction_id = %self.sup.result.transaction_id, "journal write failed");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-            }
-        }
-    }
-
-    /// Journals an event, skipping an exact repeat of the previous note.
-    async fn note(&mut self, name: &'static str, detail: String) {
-        let note = (name, detail);
-        if self.last_note.as_ref() == Some(&note) {
-            return;
-        }
-        let detail = (!note.1.is_empty()).then(|| note.1.clone());
-        if let Err(e) = self
-            .sup
-            .journal
-            .event(&self.sup.request.transaction_id, name, detail)
-            .await
-        {
-            tracing::warn!(error = %e, "journal event not written");
-        }
-        self.last_note = Some(note);
-    }
-}
-
-/// When every start request a transaction that began at `started_at` (RFC 3339) may
-/// have left on the broker has expired, as an `Instant`; `None` if already past or
-/// unreadable.
-fn queued_request_horizon(started_at: &str) -> Option<Instant> {
-    let started =
-        time::OffsetDateTime::parse(started_at, &time::format_description::well_known::Rfc3339)
-            .ok()?;
-    let elapsed = time::OffsetDateTime::now_utc() - started;
-    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
-    MQTT_QUEUED_REQUEST_HORIZON
-        .checked_sub(elapsed)
-        .map(|left| Instant::now() + left)
-}
-
 /// 0 → at once; then the poll interval, doubling up to [`RECONCILE_MAX_BACKOFF`].
-pub fn reconcile_delay(poll: Duration, attempt: u32) -> Duration {
+pub fn reconcile_delay(poll: std::time::Duration, attempt: u32) -> std::time::Duration {
     if attempt == 0 {
-        return Duration::ZERO;
+        return std::time::Duration::ZERO;
     }
     let factor = 1u32 << (attempt - 1).min(16);
     poll.saturating_mul(factor).min(RECONCILE_MAX_BACKOFF)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queued_request_horizon_counts_from_the_start() {
-        let now = time::OffsetDateTime::now_utc();
-        let fmt = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-        };
-        let fresh = queued_request_horizon(&fmt(now)).expect("just started");
-        let left = fresh - Instant::now();
-        assert!(
-            left > MQTT_QUEUED_REQUEST_HORIZON - Duration::from_secs(5),
-            "{left:?}"
-        );
-        let older = queued_request_horizon(&fmt(now - Duration::from_secs(100))).unwrap();
-        assert!(older - Instant::now() < Duration::from_secs(61));
-        assert!(queued_request_horizon(&fmt(now - Duration::from_secs(600))).is_none());
-        assert!(queued_request_horizon("yesterday").is_none());
-    }
 }

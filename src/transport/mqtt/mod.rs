@@ -284,18 +284,6 @@ impl Mqtt {
     }
 }
 
-/// An answer correlated by `requestId` must also be about the transaction asked for.
-fn same_transaction(id: &str, result: TxnResult) -> Result<TxnResult, TerminalError> {
-    if result.transaction_id == id {
-        Ok(result)
-    } else {
-        Err(TerminalError::Protocol(format!(
-            "MQTT answer for transaction {} to a request about {id}",
-            result.transaction_id
-        )))
-    }
-}
-
 impl Transport for Mqtt {
     fn name(&self) -> &'static str {
         "mqtt"
@@ -316,8 +304,8 @@ impl Transport for Mqtt {
                     wait,
                 )
                 .await?;
-            let result: TxnResult = Self::decode(Op::Start, answer)?;
-            same_transaction(&request.transaction_id, result)
+            // The supervisor checks that the answer is about this transaction.
+            Self::decode(Op::Start, answer)
         })
     }
 
@@ -339,8 +327,8 @@ impl Transport for Mqtt {
                 .call(Op::Lookup, Some(transaction_id), None, self.call_timeout)
                 .await?;
             match Self::decode(Op::Lookup, answer) {
-                Ok(result) => same_transaction(transaction_id, result).map(Lookup::Found),
-                Err(TerminalError::Rejected { status: 404, .. }) => Ok(Lookup::NotFound),
+                Ok(result) => Ok(Lookup::Found(result)),
+                Err(e) if e.is_not_found() => Ok(Lookup::NotFound),
                 Err(e) => Err(e),
             }
         })

@@ -1,0 +1,93 @@
+//! `GET /metrics`: Prometheus text exposition of the gateway's counters, the
+//! journal's state and the transactions by status.
+
+use std::sync::atomic::Ordering;
+
+use hyper::{Response, StatusCode};
+
+use super::{Api, ApiError};
+use crate::http::{Body, with_type};
+use crate::terminal::wire::TxnStatus;
+
+pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
+    let m = &api.metrics;
+    let counters = api.payments.counters();
+    let journal = api.payments.journal().health();
+    let mut out = String::new();
+    let mut series = |kind: &str, name: &str, help: &str, value: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    series(
+        "counter",
+        "ecrlink_http_requests_total",
+        "HTTP requests served.",
+        m.http_requests.load(Ordering::Relaxed),
+    );
+    series(
+        "counter",
+        "ecrlink_http_errors_total",
+        "HTTP answers with a 4xx or 5xx status.",
+        m.http_errors.load(Ordering::Relaxed),
+    );
+    series(
+        "counter",
+        "ecrlink_payments_started_total",
+        "Transactions started since start-up.",
+        m.payments_started.load(Ordering::Relaxed),
+    );
+    series(
+        "counter",
+        "ecrlink_payments_replayed_total",
+        "Repeated requests answered from an existing transaction.",
+        m.payments_replayed.load(Ordering::Relaxed),
+    );
+    series(
+        "counter",
+        "ecrlink_answer_mismatches_total",
+        "Terminal answers that did not match their request and were not adopted.",
+        counters.answer_mismatches.load(Ordering::Relaxed),
+    );
+    series(
+        "counter",
+        "ecrlink_resolved_by_operator_total",
+        "Unknown transactions settled by an operator.",
+        counters.resolved_by_operator.load(Ordering::Relaxed),
+    );
+    series(
+        "counter",
+        "ecrlink_journal_write_errors_total",
+        "Journal writes that failed (each is retried; a final result is held until written).",
+        journal.write_errors(),
+    );
+    series(
+        "gauge",
+        "ecrlink_journal_writable",
+        "1 while the last journal write went through, 0 after a failed one.",
+        u64::from(journal.last_error().is_none()),
+    );
+    let counts = api
+        .payments
+        .journal()
+        .status_counts()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    out.push_str("# HELP ecrlink_transactions Journaled transactions by status.\n# TYPE ecrlink_transactions gauge\n");
+    for st in TxnStatus::ALL {
+        let n = counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+        out.push_str(&format!(
+            "ecrlink_transactions{{status=\"{}\"}} {n}\n",
+            st.as_str()
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP ecrlink_uptime_seconds Seconds since start.\n# TYPE ecrlink_uptime_seconds gauge\necrlink_uptime_seconds {}\n",
+        api.started.elapsed().as_secs()
+    ));
+    Ok(with_type(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        out.into_bytes(),
+    ))
+}
