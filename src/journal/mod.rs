@@ -1,0 +1,412 @@
+//! The durable record of every transaction: SQLite in WAL mode with
+//! `synchronous=FULL`, so a committed write survives a power cut. A request is
+//! committed here before a byte goes to the terminal, and every state change after.
+//! Writes go to one writer task that commits them in groups (`writer`); reads use
+//! their own connection beside it (WAL lets readers run beside the writer), on the
+//! blocking pool. The async runtime never waits on a disk.
+
+mod sql;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rusqlite::Connection;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
+pub use writer::LAZY_FLUSH;
+use writer::{Job, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the journal's folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("journal {path} has schema version {found}, newer than this ecrlink ({supported})")]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("journal write failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("journal holds an unreadable row: {0}")]
+    Corrupt(String),
+    #[error("journal task failed: {0}")]
+    Task(String),
+    #[error("journal write failed: {0}")]
+    Write(String),
+}
+
+/// One transaction as journaled.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub kind: TxnKind,
+    pub fingerprint: String,
+    pub request: PaymentRequest,
+    pub result: TxnResult,
+}
+
+/// One state change of a transaction.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub at: String,
+    pub event: String,
+    pub detail: Option<String>,
+}
+
+/// What [`Journal::begin`] found.
+#[derive(Debug)]
+pub enum Begin {
+    /// The request is now journaled; it may be sent.
+    Created,
+    /// The id was journaled before.
+    Existing(Box<Stored>),
+}
+
+/// The journal's own view of whether it can be written, for `/healthz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Health {
+    write_errors: AtomicU64,
+    commits: AtomicU64,
+    /// Jobs sent to the writer and not yet taken up by it.
+    queued: AtomicU64,
+    /// The error of the last failed write, cleared by the next good one.
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the last write went through.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Writes waiting for the writer thread.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn enqueue(&self, writer: &UnboundedSender<Job>, job: Job) -> Result<(), JournalError> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        writer.send(job).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            JournalError::Task("the journal writer has stopped".into())
+        })
+    }
+
+    pub(super) fn dequeued(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// SQLite commits (each one fsync) since the journal was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// The writer's report of one commit (of this many jobs) or its failure.
+    pub(super) fn committed(&self, outcome: Result<usize, String>) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(_) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                *last = None;
+            }
+            Err(e) => {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                *last = Some(e);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Journal {
+    /// The write connection, until the writer task takes it on the first write.
+    write_conn: Arc<Mutex<Connection>>,
+    /// Started on the runtime of the first write (`open` is blocking and may run
+    /// outside one).
+    writer: Arc<OnceLock<UnboundedSender<Job>>>,
+    reader: Arc<Mutex<Connection>>,
+    health: Arc<Health>,
+}
+
+impl Journal {
+    /// Opens (creating it and its folder if needed) and migrates the journal, and
+    /// starts its writer thread. Blocking: call at start-up, before serving.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::Folder {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let shown = path.display().to_string();
+        let open_err = |source| JournalError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let connect = || -> Result<Connection, JournalError> {
+            let conn = Connection::open(path).map_err(open_err)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(open_err)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(open_err)?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(open_err)?;
+            conn.pragma_update(None, "foreign_keys", "ON")
+                .map_err(open_err)?;
+            Ok(conn)
+        };
+        let mut conn = connect()?;
+        sql::migrate(&mut conn, &shown)?;
+        let reader = connect()?;
+        Ok(Journal {
+            write_conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(OnceLock::new()),
+            reader: Arc::new(Mutex::new(reader)),
+            health: Arc::new(Health::default()),
+        })
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), JournalError> {
+        let writer = self
+            .writer
+            .get_or_init(|| writer::start(self.write_conn.clone(), self.health.clone()));
+        self.health.enqueue(writer, job)
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Runs a write on the writer thread; returns once it is committed.
+    async fn write<T, F>(&self, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let op = Box::new(move |conn: &Connection| f(conn).map(|v| Box::new(v) as Value));
+        self.enqueue(Job::Durable { op, reply })?;
+        let value = answer
+            .await
+            .map_err(|_| JournalError::Task("the journal writer has stopped".into()))??;
+        value
+            .downcast::<T>()
+            .map(|v| *v)
+            .map_err(|_| JournalError::Task("journal writer answered the wrong type".into()))
+    }
+
+    /// Reads on the reader connection, on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let conn = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&guard)
+        })
+        .await
+        .map_err(|e| JournalError::Task(e.to_string()))?
+    }
+
+    /// Proves the journal can commit right now (a one-row write, fsynced like any other).
+    pub async fn check_writable(&self) -> Result<(), JournalError> {
+        self.write(sql::touch_health).await
+    }
+
+    /// Records a new request, or returns what the journal already holds for its id.
+    pub async fn begin(
+        &self,
+        kind: TxnKind,
+        request: &PaymentRequest,
+        result: &TxnResult,
+    ) -> Result<Begin, JournalError> {
+        let new = sql::NewTransaction {
+            id: request.transaction_id.clone(),
+            device: request.device_id.clone(),
+            kind,
+            fingerprint: request.fingerprint(kind),
+            request: sql::to_json(request)?,
+            status: result.status.as_str(),
+            result: sql::to_json(result)?,
+            at: result.started_at.clone(),
+        };
+        let existing = self.write(move |conn| sql::insert(conn, &new)).await?;
+        Ok(match existing {
+            Some(stored) => Begin::Existing(Box::new(stored)),
+            None => Begin::Created,
+        })
+    }
+
+    /// Stores the transaction's latest result and the event that produced it.
+    pub async fn update(
+        &self,
+        result: &TxnResult,
+        event: &str,
+        detail: Option<String>,
+    ) -> Result<(), JournalError> {
+        let result_json = sql::to_json(result)?;
+        let result = result.clone();
+        let event = event.to_string();
+        self.write(move |conn| sql::update(conn, &result, &result_json, &event, detail.as_deref()))
+            .await
+    }
+
+    /// Records an event that does not change the result (a poll, a stage, a cancel).
+    /// Nothing waits for it: it is committed with the next write, within
+    /// [`LAZY_FLUSH`] at the latest, and lost if the process dies before.
+    pub async fn event(
+        &self,
+        transaction_id: &str,
+        event: &str,
+        detail: Option<String>,
+    ) -> Result<(), JournalError> {
+        let id = transaction_id.to_string();
+        let event = event.to_string();
+        let op = Box::new(move |conn: &Connection| {
+            sql::insert_event(conn, &id, &event, detail.as_deref()).map(|()| Box::new(()) as Value)
+        });
+        self.enqueue(Job::Lazy { op })
+    }
+
+    pub async fn get(&self, transaction_id: &str) -> Result<Option<Stored>, JournalError> {
+        let id = transaction_id.to_string();
+        self.read(move |conn| sql::select_one(conn, &id)).await
+    }
+
+    /// The newest `limit` transactions, newest first.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<TxnResult>, JournalError> {
+        self.read(move |conn| sql::recent(conn, limit)).await
+    }
+
+    /// The refunds and voids that name `original_id` as their original.
+    pub async fn undoing(&self, original_id: &str) -> Result<Vec<TxnResult>, JournalError> {
+        let id = original_id.to_string();
+        self.read(move |conn| sql::undoing(conn, &id)).await
+    }
+
+    /// Every transaction without a final outcome: what recovery must resume.
+    pub async fn open_transactions(&self) -> Result<Vec<Stored>, JournalError> {
+        self.read(sql::open_transactions).await
+    }
+
+    pub async fn events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
+        let id = transaction_id.to_string();
+        self.read(move |conn| sql::events(conn, &id)).await
+    }
+
+    /// Deletes final transactions (and their events) created before `cutoff`
+    /// (RFC 3339). Transactions without a final outcome are never pruned.
+    pub async fn prune_before(&self, cutoff: String) -> Result<usize, JournalError> {
+        self.write(move |conn| sql::prune_before(conn, &cutoff))
+            .await
+    }
+
+    /// How many transactions end in each status (for `/metrics`).
+    pub async fn status_counts(&self) -> Result<Vec<(TxnStatus, u64)>, JournalError> {
+        self.read(sql::status_counts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `synchronous` is per connection: the writer's own is the one that matters.
+    #[tokio::test]
+    async fn journal_writes_are_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        let (sync, mode, fk) = journal
+            .write(|conn| {
+                let int = |name| conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0));
+                let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+                Ok((int("synchronous")?, mode, int("foreign_keys")?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        assert_eq!(mode, "wal");
+        assert_eq!(fk, 1, "events go with their transaction");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_waiting_together_share_one_commit_and_a_failing_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        journal.check_writable().await.unwrap();
+        let before = journal.health().commits();
+        // Hold the writer inside one job so that the next twenty queue up behind it.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let blocker = {
+            let journal = journal.clone();
+            tokio::spawn(async move {
+                journal
+                    .write(move |_| {
+                        let _ = started_tx.send(());
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        started.await.unwrap();
+        let writes: Vec<_> = (0..20)
+            .map(|i| {
+                let journal = journal.clone();
+                tokio::spawn(async move {
+                    if i == 7 {
+                        // An event for an id that is not journaled breaks the foreign key.
+                        journal
+                            .write(|conn| sql::insert_event(conn, "NOBODY-7", "x", None))
+                            .await
+                    } else {
+                        journal.check_writable().await
+                    }
+                })
+            })
+            .collect();
+        // Every write is queued (the writer holds the first job) before it is let go.
+        let waiting = std::time::Instant::now();
+        while journal.health().queued() < 20 {
+            assert!(
+                waiting.elapsed() < std::time::Duration::from_secs(30),
+                "writes not queued"
+            );
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut outcomes = Vec::new();
+        for w in writes {
+            outcomes.push(w.await.unwrap());
+        }
+        assert!(outcomes[7].is_err(), "{:?}", outcomes[7]);
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 19);
+        let commits = journal.health().commits() - before;
+        assert!(commits <= 3, "{commits} commits for 21 writes");
+        assert!(journal.health().last_error().is_none());
+    }
+}
