@@ -508,12 +508,12 @@ async fn campaign(sales: u64, seed: u64) {
             invented.push(format!("{id}: at the terminal, never sent by the campaign"));
         }
     }
+    let (n_lost, n_doubled, n_invented) =
+        (sales_in(&lost), sales_in(&doubled), sales_in(&invented));
     eprintln!(
-        "fault campaign: seed {seed:#x}, {} sales in {took:.1?}: lost {}, doubled {}, invented {}",
+        "fault campaign: seed {seed:#x}, {} sales in {took:.1?}: lost {n_lost}, doubled \
+         {n_doubled}, invented {n_invented} (sales)",
         done.len(),
-        lost.len(),
-        doubled.len(),
-        invented.len()
     );
     if let Some(s) = done.iter().max_by_key(|s| s.took) {
         let names = event_names(&c, &s.id).await;
@@ -528,16 +528,22 @@ async fn campaign(sales: u64, seed: u64) {
     let problems: Vec<&String> = lost.iter().chain(&doubled).chain(&invented).collect();
     assert!(
         problems.is_empty(),
-        "seed {seed:#x}: lost {}, doubled {}, invented {}:\n{}",
-        lost.len(),
-        doubled.len(),
-        invented.len(),
+        "seed {seed:#x}: sales lost {n_lost}, doubled {n_doubled}, invented {n_invented}:\n{}",
         problems
             .iter()
             .map(|p| p.as_str())
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// How many sales the problems name (each problem starts with the sale's id).
+fn sales_in(problems: &[String]) -> usize {
+    problems
+        .iter()
+        .filter_map(|p| p.split([' ', ':']).next())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 fn gs_key(status: &str) -> &'static str {
