@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the release binary and the bench_* examples, runs every benchmark against
-# the real binary on 127.0.0.1 only, and prints a summary. Figures go in BENCHMARKS.md
-# by hand; nothing here asserts a speed.
+# the real binary on 127.0.0.1 only (the LAN one in network namespaces it makes), and
+# prints a summary. Figures go in BENCHMARKS.md by hand; nothing here asserts a speed,
+# but a benchmark that fails (exits non-zero, times out) makes this script exit
+# non-zero after the summary, which names it.
 #
 #   scripts/bench.sh            # full run (about 15 minutes after the build)
 #   QUICK=1 scripts/bench.sh    # fewer iterations, to check the plumbing
@@ -36,10 +38,24 @@ fi
 
 echo "== build (cargo build --release --bin ecrlink --examples)"
 cargo build --release --bin ecrlink --examples 2>&1 | tail -n 2
-echo "== build (cargo test --release --no-run --test lan --test mqtt)"
-cargo test --release --no-run --test lan --test mqtt 2>&1 | tail -n 2
+export BENCH_ECRLINK_BIN="$target/release/ecrlink"
+failures="$log.failed"
+: >"$failures"
 
 is_root() { [[ "$(id -u)" == 0 ]]; }
+
+# Runs one benchmark; a failure is recorded (the block below runs in a pipeline's
+# subshell, hence the file) and the next benchmark still runs.
+bench() {
+    local name=$1
+    shift
+    local rc=0
+    "$@" || rc=$?
+    if [[ $rc != 0 ]]; then
+        echo "FAILED $name (exit $rc)"
+        echo "$name (exit $rc)" >>"$failures"
+    fi
+}
 
 machine() {
     echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -70,22 +86,22 @@ load_note() {
             bench_journal) args=("${jour[@]}") ;;
             bench_startup) args=("${start[@]}") ;;
         esac
-        BENCH_ECRLINK_BIN="$target/release/ecrlink" timeout 600 "$target/release/examples/$b" "${args[@]}"
+        bench "$b" timeout 600 "$target/release/examples/$b" "${args[@]}"
         load_note "after $b"
     done
     # Issue 4: probe overhead, in a network namespace of its own (unshare --net).
     echo "== bench_probe"
     if is_root; then
-        BENCH_ECRLINK_BIN="$target/release/ecrlink" timeout 600 "$target/release/examples/bench_probe" "${probe[@]}"
+        bench bench_probe timeout 600 "$target/release/examples/bench_probe" "${probe[@]}"
     else
         echo "SKIPPED bench_probe: needs root for its own network namespace"
     fi
     load_note "after bench_probe"
     # Issue 4: detection time on a namespace LAN (veth, nftables faults).
-    echo "== bench_detection (cargo test --release --test lan bench_detection -- --ignored)"
+    echo "== bench_detection"
     if is_root; then
-        BENCH_DETECTION_TRIALS=$detection_trials timeout 900 \
-            cargo test --release --test lan bench_detection -- --ignored --nocapture 2>&1 | grep -E '^(BENCH|SUMMARY|SKIPPED|test result)' || true
+        BENCH_DETECTION_TRIALS=$detection_trials \
+            bench bench_detection timeout 900 "$target/release/examples/bench_detection"
     else
         echo "SKIPPED bench_detection: needs root to create network namespaces"
     fi
@@ -94,23 +110,27 @@ load_note() {
     for r in rec1 rec10; do
         echo "== bench_reconcile ($r)"
         declare -n rargs=$r
-        BENCH_ECRLINK_BIN="$target/release/ecrlink" timeout 900 "$target/release/examples/bench_reconcile" "${rargs[@]}"
+        bench "bench_reconcile ($r)" timeout 900 "$target/release/examples/bench_reconcile" "${rargs[@]}"
         load_note "after bench_reconcile ($r)"
     done
     # Issue 5: MQTT fallback switch and status round trip (needs mosquitto).
-    echo "== mqtt bench (cargo test --release --test mqtt bench -- --ignored)"
-    timeout 900 cargo test --release --test mqtt bench -- --ignored --nocapture 2>&1 \
-        | grep -E '^(BENCH|SKIPPED|test result)' | sed 's/^BENCH /SUMMARY mqtt /' || true
-    load_note "after mqtt bench"
+    echo "== bench_fallback --probe fast"
+    bench "bench_fallback --probe fast" timeout 900 "$target/release/examples/bench_fallback" --probe fast
+    load_note "after bench_fallback --probe fast"
     # Issue 5 at the defaults (pollSeconds 10, probe 1000 ms / 3 / 2; needs mosquitto).
-    echo "== bench_fallback_switch_default_probe (cargo test --release --test lan ... -- --ignored)"
-    BENCH_SWITCH_TRIALS=$detection_trials timeout 900 \
-        cargo test --release --test lan bench_fallback_switch_default_probe -- --ignored --nocapture 2>&1 \
-        | grep -E '^(BENCH|SUMMARY|SKIPPED|test result)' || true
-    load_note "after bench_fallback_switch_default_probe"
+    echo "== bench_fallback --probe default"
+    BENCH_SWITCH_TRIALS=$detection_trials \
+        bench "bench_fallback --probe default" timeout 900 "$target/release/examples/bench_fallback" --probe default
+    load_note "after bench_fallback --probe default"
 } 2>&1 | tee "$log"
 
 echo
 echo "== summary (full log: $log)"
 grep -E '^(date|commit|cpus|memory|disk|load)' "$log"
 grep '^SUMMARY' "$log" | sed 's/^SUMMARY //'
+grep '^BENCH .*median' "$log" | sed 's/^BENCH /mqtt /' || true
+if [[ -s "$failures" ]]; then
+    echo "FAILED benchmarks:"
+    sed 's/^/  /' "$failures"
+    exit 1
+fi

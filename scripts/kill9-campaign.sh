@@ -14,4 +14,4 @@ if [ -n "${2:-}" ]; then
     CAMPAIGN_SEED="$2"
     export CAMPAIGN_SEED
 fi
-exec cargo test --test exactly_once kill9_campaign_long -- --ignored --nocapture
+exec cargo test --test exactly_once kill9_campaign -- --exact --nocapture

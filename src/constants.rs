@@ -57,3 +57,10 @@ pub const JOURNAL_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Default `notFoundHorizonSeconds`: the least time between the two `not_found`
 /// lookups that "never arrived" needs.
 pub const DEFAULT_NOT_FOUND_HORIZON: Duration = Duration::from_secs(5);
+
+/// The longest a kept-alive connection to a terminal may have been idle and still be
+/// reused; servers close idle connections much later (ours: 15 s).
+pub const KEEPALIVE_IDLE_MAX: Duration = Duration::from_secs(2);
+
+/// Most idle kept-alive connections per terminal client.
+pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;

@@ -134,6 +134,10 @@ struct SimArgs {
     /// Fault: exit right after recording the next outcome, before answering.
     #[arg(long = "crash-after-outcome")]
     crash_after_outcome: bool,
+    /// Fault: keep every payment in progress after its card time until
+    /// `POST /sim/faults` clears holdPayments.
+    #[arg(long = "hold-payments")]
+    hold_payments: bool,
     /// Fault: complete and record the next payment, then answer its start call with
     /// this HTTP status and an error body (0 = off).
     #[arg(
@@ -333,6 +337,7 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
         hang: args.hang,
         ignore_polls: args.ignore_polls,
         crash_after_outcome: args.crash_after_outcome,
+        hold_payments: args.hold_payments,
         error_after_charge: args.error_after_charge,
         wrong_answer: args.wrong_answer,
         late_record_ms: args.late_record_ms,

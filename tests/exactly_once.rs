@@ -43,7 +43,7 @@ fn start_count(stats: &Value, id: &str) -> u64 {
 /// journal and checks that the gateway's final record is the terminal's own, with
 /// exactly one start at the terminal (or, when the kill came before anything was
 /// sent, `failed`/`not_received` and no record at the terminal).
-async fn kill9_campaign(iterations: u64, seed: u64) {
+async fn kill9_campaign_run(iterations: u64, seed: u64) {
     let w = World::new();
     let state = w.path("terminal-state.json");
     let sim = w.sim(&["--card-time", "0.02", "--state", state.to_str().unwrap()]);
@@ -152,25 +152,20 @@ async fn kill9_campaign(iterations: u64, seed: u64) {
     }
 }
 
+/// 50 iterations in the suite; `scripts/kill9-campaign.sh` runs the same test longer
+/// (`CAMPAIGN_ITERATIONS`, default here 50; `CAMPAIGN_SEED`). One test, not an
+/// `#[ignore]`d second one, so `--include-ignored` never starts a long campaign.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill9_campaign_50() {
-    kill9_campaign(50, 0xEC12_0001).await;
-}
-
-/// The long campaign: `CAMPAIGN_ITERATIONS` (default 200) iterations, seed from
-/// `CAMPAIGN_SEED`. Run by `scripts/kill9-campaign.sh`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long: run with scripts/kill9-campaign.sh"]
-async fn kill9_campaign_long() {
+async fn kill9_campaign() {
     let n = std::env::var("CAMPAIGN_ITERATIONS")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .map(|v| v.parse().expect("CAMPAIGN_ITERATIONS: a number"))
+        .unwrap_or(50);
     let seed = std::env::var("CAMPAIGN_SEED")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0xEC12_0002);
-    kill9_campaign(n, seed).await;
+        .map(|v| v.parse().expect("CAMPAIGN_SEED: a number"))
+        .unwrap_or(0xEC12_0001);
+    kill9_campaign_run(n, seed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +199,8 @@ async fn concurrent_identical_requests_charge_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_id_different_body_conflicts_in_flight_and_after() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "0.8"]);
+    // Held at the card until the conflicting request has been refused.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let gw = w.gateway(&fast(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
     let first = {
@@ -223,6 +219,7 @@ async fn same_id_different_body_conflicts_in_flight_and_after() {
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "transaction_conflict", "{body}");
 
+    set_faults(&w.terminal_client(sim.addr), json!({})).await;
     let (st, body) = first.await.unwrap();
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "approved");
@@ -274,7 +271,8 @@ async fn restart_between_duplicates_replays_the_stored_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_terminal_refuses_a_second_sale_at_once() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "3"]);
+    // Held at the card until the second sale has been refused.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let gw = w.gateway(&fast(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
     let first = {
@@ -297,6 +295,7 @@ async fn busy_terminal_refuses_a_second_sale_at_once() {
         asked.elapsed() < Duration::from_millis(1500),
         "refused at once, not queued"
     );
+    set_faults(&w.terminal_client(sim.addr), json!({})).await;
     let (st, body) = first.await.unwrap();
     assert_eq!(
         (st, body["status"].clone()),
@@ -312,7 +311,9 @@ async fn busy_terminal_refuses_a_second_sale_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovered_transaction_holds_its_terminal_until_reconciled() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "2"]);
+    // Held at the card until the restarted gateway has refused REC-2: the payment
+    // outlasts the restart for sure.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let terminal = w.terminal_client(sim.addr);
     let config = w.gateway_config(sim.addr, json!({"pollSeconds": 0.1, "timeStop": 10}));
     let mut gw = w.gateway(&config);
@@ -330,6 +331,12 @@ async fn recovered_transaction_holds_its_terminal_until_reconciled() {
     let (st, body) = c.post("/v1/sale", &sale("REC-2", 1000)).await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "terminal_busy", "{body}");
+    let (_, r) = c.get("/v1/transactions/REC-1").await;
+    assert_ne!(
+        r["status"], "approved",
+        "not final before the card is released: {r}"
+    );
+    set_faults(&terminal, json!({})).await;
     let fin = eventually(Duration::from_secs(10), "REC-1 reconciled", || {
         let c = c.clone();
         async move {
@@ -352,11 +359,11 @@ async fn recovered_transaction_holds_its_terminal_until_reconciled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_in_flight() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "5"]);
+    // Held at the card: only the cancel can end this payment.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let terminal = w.terminal_client(sim.addr);
     let gw = w.gateway(&fast(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
-    let started = Instant::now();
     let pos = {
         let c = c.clone();
         tokio::spawn(async move { c.post("/v1/sale", &sale("CAN-1", 1000)).await })
@@ -368,10 +375,7 @@ async fn cancel_in_flight() {
     let (st, body) = pos.await.unwrap();
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "cancelled before the card time"
-    );
+    assert_eq!(body["resultCode"], "cancelled_by_ecr", "{body}");
     let (_, events) = c.get("/v1/transactions/CAN-1/events").await;
     let names: Vec<&str> = events
         .as_array()

@@ -85,14 +85,18 @@ async fn terminal_crash_after_approval_is_reconciled_after_its_restart() {
     let w = World::new();
     let state = w.path("terminal-state.json");
     let state = state.to_str().unwrap();
-    let mut sim = w.sim(&[
-        "--card-time",
-        "0.05",
-        "--state",
-        state,
-        "--crash-after-outcome",
-    ]);
-    let addr = sim.addr;
+    let port = PortHold::loopback();
+    let addr = port.addr;
+    let mut sim = w.sim_on(
+        addr,
+        &[
+            "--card-time",
+            "0.05",
+            "--state",
+            state,
+            "--crash-after-outcome",
+        ],
+    );
     let gw = w.gateway(&short(&w, addr));
     let c = w.gateway_client(gw.addr);
     sale_ends_unknown(&c, "CRASH-1").await;
@@ -131,8 +135,14 @@ async fn terminal_killed_mid_card_time_reconciles_to_its_restart_outcome() {
     let w = World::new();
     let state = w.path("terminal-state.json");
     let state = state.to_str().unwrap();
-    let mut sim = w.sim(&["--card-time", "30", "--state", state]);
-    let addr = sim.addr;
+    // The held port stays ours while the terminal is down; the payment is held at
+    // the card until the kill.
+    let port = PortHold::loopback();
+    let addr = port.addr;
+    let mut sim = w.sim_on(
+        addr,
+        &["--card-time", "0", "--hold-payments", "--state", state],
+    );
     let terminal = w.terminal_client(addr);
     let gw = w.gateway(&short(&w, addr));
     let c = w.gateway_client(gw.addr);
@@ -195,10 +205,23 @@ async fn hanging_terminal_gives_unknown_then_the_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_polls_do_not_change_the_outcome() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "0.5", "--ignore-polls", "3"]);
+    // Held at the card until the gateway has met all three unanswered polls.
+    let sim = w.sim(&["--card-time", "0", "--ignore-polls", "3", "--hold-payments"]);
+    let terminal = w.terminal_client(sim.addr);
     let gw = w.gateway(&short(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
-    let (st, body) = c.post("/v1/sale", &sale("IGN-1", 1001)).await;
+    let pos = {
+        let c = c.clone();
+        tokio::spawn(async move { c.post("/v1/sale", &sale("IGN-1", 1001)).await })
+    };
+    // `/sim/faults` is not a status call: reading it does not use up an ignored poll.
+    eventually(Duration::from_secs(10), "three polls ignored", || async {
+        let (_, faults) = terminal.get("/sim/faults").await;
+        (faults["ignorePolls"] == 0).then_some(())
+    })
+    .await;
+    set_faults(&terminal, json!({})).await;
+    let (st, body) = pos.await.unwrap();
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "declined", "{body}");
     let names = event_names(&c, "IGN-1").await;
@@ -208,10 +231,12 @@ async fn ignored_polls_do_not_change_the_outcome() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_card_gives_unknown_then_the_late_truth_and_a_retry_gets_it() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "2.5"]);
+    // The card outlasts timeStop for sure: it is held until the POS heard `unknown`.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let gw = w.gateway(&short(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
     sale_ends_unknown(&c, "SLOW-1").await;
+    set_faults(&w.terminal_client(sim.addr), json!({})).await;
     let fin = final_result(&c, "SLOW-1", Duration::from_secs(10)).await;
     assert_eq!(fin["status"], "approved", "{fin}");
     let (st, replay) = c.post("/v1/sale", &sale("SLOW-1", 1000)).await;
@@ -242,7 +267,8 @@ fn signal(proc: &Proc, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_terminal_mid_sale_gives_unknown_then_the_truth() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "0.3"]);
+    // Held at the card, so the freeze surely lands mid-payment.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let terminal = w.terminal_client(sim.addr);
     let gw = w.gateway(&short(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
@@ -256,6 +282,7 @@ async fn frozen_terminal_mid_sale_gives_unknown_then_the_truth() {
     let (_, r) = c.get("/v1/transactions/FROZEN-1").await;
     assert_eq!(r["status"], "unknown", "{r}");
     signal(&sim, "-CONT");
+    set_faults(&terminal, json!({})).await;
     let fin = final_result(&c, "FROZEN-1", Duration::from_secs(15)).await;
     let (_, truth) = terminal.get("/v1/transactions/FROZEN-1").await;
     assert_eq!(fin["status"], "approved", "{fin}");
@@ -270,14 +297,18 @@ async fn gateway_restarted_while_the_terminal_is_down_reconciles_later() {
     let w = World::new();
     let state = w.path("terminal-state.json");
     let state = state.to_str().unwrap();
-    let mut sim = w.sim(&[
-        "--card-time",
-        "0.05",
-        "--state",
-        state,
-        "--crash-after-outcome",
-    ]);
-    let addr = sim.addr;
+    let port = PortHold::loopback();
+    let addr = port.addr;
+    let mut sim = w.sim_on(
+        addr,
+        &[
+            "--card-time",
+            "0.05",
+            "--state",
+            state,
+            "--crash-after-outcome",
+        ],
+    );
     let config = short(&w, addr);
     let mut gw = w.gateway(&config);
     sale_ends_unknown(&w.gateway_client(gw.addr), "BOTH-1").await;
@@ -309,7 +340,8 @@ async fn gateway_restarted_while_the_terminal_is_down_reconciles_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_mid_sale_is_resumed_at_the_next_start() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "1.5"]);
+    // Held at the card until the gateway has stopped and started again.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let terminal = w.terminal_client(sim.addr);
     let config = w.gateway_config(sim.addr, json!({"pollSeconds": 0.1, "timeStop": 10}));
     let mut gw = w.gateway(&config);
@@ -334,6 +366,12 @@ async fn graceful_stop_mid_sale_is_resumed_at_the_next_start() {
     }
     let gw = w.gateway(&config);
     let c = w.gateway_client(gw.addr);
+    let (_, r) = c.get("/v1/transactions/TERM-1").await;
+    assert!(
+        r["status"] == "in_progress" || r["status"] == "unknown",
+        "still open, never guessed: {r}"
+    );
+    set_faults(&terminal, json!({})).await;
     let fin = final_result(&c, "TERM-1", Duration::from_secs(15)).await;
     assert_eq!(fin["status"], "declined", "{fin}");
     let stats = sim_stats(&terminal).await;
@@ -345,7 +383,8 @@ async fn graceful_stop_mid_sale_is_resumed_at_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminal_hanging_mid_sale_gives_unknown_then_the_truth() {
     let w = World::new();
-    let sim = w.sim(&["--card-time", "0.5"]);
+    // Held at the card, so the hang surely lands mid-payment.
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let terminal = w.terminal_client(sim.addr);
     let gw = w.gateway(&short(&w, sim.addr));
     let c = w.gateway_client(gw.addr);
@@ -354,14 +393,12 @@ async fn terminal_hanging_mid_sale_gives_unknown_then_the_truth() {
         tokio::spawn(async move { sale_ends_unknown(&c, "HANG-2").await })
     };
     wait_at_terminal(&terminal, "HANG-2").await;
-    let (st, _) = terminal.post("/sim/faults", &json!({"hang": true})).await;
-    assert_eq!(st, StatusCode::OK);
+    set_faults(&terminal, json!({"hang": true, "holdPayments": true})).await;
     pos.await.unwrap();
     let (_, r) = c.get("/v1/transactions/HANG-2").await;
     assert_eq!(r["status"], "unknown", "{r}");
 
-    let (st, _) = terminal.post("/sim/faults", &json!({})).await;
-    assert_eq!(st, StatusCode::OK);
+    set_faults(&terminal, json!({})).await;
     let fin = final_result(&c, "HANG-2", Duration::from_secs(15)).await;
     let (_, truth) = terminal.get("/v1/transactions/HANG-2").await;
     assert_eq!(fin["status"], "approved", "{fin}");

@@ -275,7 +275,8 @@ impl Journal {
 
     /// Records an event that does not change the result (a poll, a stage, a cancel).
     /// Nothing waits for it: it is committed with the next write, within
-    /// [`LAZY_FLUSH`] at the latest, and lost if the process dies before.
+    /// [`LAZY_FLUSH`] at the latest (or by [`Journal::flush`]), and lost if the process
+    /// dies before.
     pub async fn event(
         &self,
         transaction_id: &str,
@@ -311,7 +312,17 @@ impl Journal {
         self.read(sql::open_transactions).await
     }
 
+    /// Commits the events queued so far (an fsync only if there are any).
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        let (reply, done) = oneshot::channel();
+        self.enqueue(Job::Flush { reply })?;
+        done.await
+            .map_err(|_| JournalError::Task("the journal writer has stopped".into()))
+    }
+
+    /// A transaction's events, the ones still queued included.
     pub async fn events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
+        self.flush().await?;
         let id = transaction_id.to_string();
         self.read(move |conn| sql::events(conn, &id)).await
     }

@@ -34,6 +34,9 @@ pub(super) enum Job {
     },
     /// Committed with the next commit; nobody waits for it.
     Lazy { op: Op },
+    /// Commits the lazy jobs queued before it (nothing when there are none); its
+    /// caller hears back after that, so a read after it sees them.
+    Flush { reply: oneshot::Sender<()> },
 }
 
 /// Starts the writer task on `conn` (on the current runtime); it ends when every
@@ -66,7 +69,9 @@ async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, healt
             health.dequeued();
             batch.push(job);
         }
-        let durable = batch.iter().any(|j| matches!(j, Job::Durable { .. }));
+        let durable = batch
+            .iter()
+            .any(|j| matches!(j, Job::Durable { .. } | Job::Flush { .. }));
         let lazy_over = lazy_due.is_some_and(|due| Instant::now() >= due);
         if (durable || lazy_over || closed) && !batch.is_empty() {
             let jobs = std::mem::take(&mut batch);
@@ -91,13 +96,29 @@ async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, healt
 
 /// Runs `batch` in one transaction and tells each durable job how it went.
 fn commit(conn: &Connection, batch: Vec<Job>, health: &Health) {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    let mut flushes = Vec::new();
+    let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
-        let (op, reply) = match job {
-            Job::Durable { op, reply } => (op, Some(reply)),
-            Job::Lazy { op } => (op, None),
-        };
+        match job {
+            Job::Durable { op, reply } => jobs.push((op, Some(reply))),
+            Job::Lazy { op } => jobs.push((op, None)),
+            Job::Flush { reply } => flushes.push(reply),
+        }
+    }
+    if !jobs.is_empty() {
+        write(conn, jobs, health);
+    }
+    for reply in flushes {
+        let _ = reply.send(());
+    }
+}
+
+type Reply = Option<oneshot::Sender<Result<Value, JournalError>>>;
+
+fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) {
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    for (op, reply) in jobs {
         let outcome = match &begun {
             Ok(()) => in_savepoint(conn, op),
             Err(e) => Err(JournalError::Write(e.to_string())),

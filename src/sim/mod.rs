@@ -35,6 +35,10 @@ pub struct Faults {
     /// Exit the process right after recording the next payment's outcome, before
     /// answering (the terminal approved, then died).
     pub crash_after_outcome: bool,
+    /// Every payment stays at the card (in progress) after its card time until this is
+    /// cleared: a test that must act mid-payment holds it instead of racing a clock.
+    /// A cancel still ends a held payment.
+    pub hold_payments: bool,
     /// HTTP status (0 = off): the next payment completes and is recorded, then its
     /// start call is answered with this status and an error body. One-shot.
     pub error_after_charge: u16,
@@ -90,7 +94,8 @@ pub(crate) struct Sim {
     opts: SimOptions,
     state: Mutex<SimState>,
     faults: Mutex<Faults>,
-    /// Wakes hanging requests when the `hang` fault is cleared.
+    /// Wakes hanging requests and held payments when the faults change (`hang` or
+    /// `holdPayments` cleared).
     unhang: Notify,
 }
 

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{CancelAnswer, Current, ErrorBody, PaymentRequest, TxnKind, TxnResult, Version};
 use crate::constants::TERMINAL_SHORT_CALL_TIMEOUT;
-use crate::http::client::{ClientError, HttpClient};
+use crate::http::client::{ClientError, HttpClient, Pool};
 use crate::tls::terminal_server_name;
 
 /// How a terminal call failed.
@@ -118,6 +118,8 @@ impl TerminalAddress {
 #[derive(Clone)]
 pub struct TerminalClient {
     address: Arc<TerminalAddress>,
+    /// Kept-alive verified connections to the terminal, shared by every call.
+    pool: Arc<Pool>,
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
     /// Deadline of the short calls (status, lookup, cancel, version).
@@ -132,15 +134,27 @@ impl TerminalClient {
     ) -> TerminalClient {
         TerminalClient {
             address,
+            pool: Arc::new(Pool::default()),
             tls,
             connect_timeout,
             call_timeout: TERMINAL_SHORT_CALL_TIMEOUT,
         }
     }
 
-    /// A client for the address in use now (it may move between calls).
+    /// A client for the address in use now (it may move between calls), on the pool.
     fn http(&self) -> HttpClient {
         self.http_to(self.address.get().0)
+            .with_pool(self.pool.clone())
+    }
+
+    /// Opens a verified connection ahead of the next call if none is idle (the gateway
+    /// does this while the journal commits a new sale, so the handshake is already
+    /// done when the start call may go). Nothing is sent.
+    pub async fn warm(&self) -> Result<(), TerminalError> {
+        self.http()
+            .warm()
+            .await
+            .map_err(TerminalError::NotDelivered)
     }
 
     /// A client for `addr` with this terminal's TLS policy (used to try a candidate

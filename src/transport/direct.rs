@@ -30,6 +30,12 @@ impl Transport for Direct {
         Box::pin(self.client.start(kind, request, wait))
     }
 
+    fn warm(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let _ = self.client.warm().await;
+        })
+    }
+
     fn current(&self) -> BoxFuture<'_, Result<Current, TerminalError>> {
         Box::pin(self.client.current())
     }

@@ -42,6 +42,12 @@ pub trait Transport: Send + Sync {
         transaction_id: &'a str,
     ) -> BoxFuture<'a, Result<CancelAnswer, TerminalError>>;
 
+    /// Prepares the link for a start call that may follow soon (a verified connection
+    /// opened ahead); sends nothing. Errors are left to the call itself.
+    fn warm(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// What `/v1/terminals` shows about this link beyond its name (broker, presence).
     fn describe(&self) -> Option<serde_json::Value> {
         None

@@ -222,6 +222,13 @@ impl Payments {
         link.transports.get(i).map(|t| t.name())
     }
 
+    /// The transport new work for `device_id` starts on.
+    fn transport_for(&self, device_id: &str) -> Option<Arc<dyn Transport>> {
+        let link = self.terminals.get(device_id)?;
+        let i = link.active.load(Ordering::Relaxed);
+        link.transports.get(i).cloned()
+    }
+
     /// What each transport of `device_id` reports about itself (broker, presence).
     pub fn transport_details(&self, device_id: &str) -> Vec<serde_json::Value> {
         self.terminals
@@ -323,8 +330,15 @@ impl Payments {
         result.transport = self
             .active_transport(&request.device_id)
             .map(str::to_string);
-        // Committed before a byte goes to the terminal.
-        match self.journal.begin(kind, &request, &result).await? {
+        // Committed before a byte goes to the terminal; the connection to it is opened
+        // meanwhile, so the start call does not wait for a handshake after the fsync.
+        let warm = self.transport_for(&request.device_id);
+        let (begun, ()) = tokio::join!(self.journal.begin(kind, &request, &result), async {
+            if let Some(t) = &warm {
+                t.warm().await;
+            }
+        });
+        match begun? {
             Begin::Created => {}
             Begin::Existing(stored) => {
                 // Another gateway process shares the journal; never run it twice.

@@ -1,8 +1,15 @@
 //! A real mosquitto for the MQTT tests: a config written into the World's folder with the
-//! project's certificates, a free loopback port, killed on drop. Tests call
-//! [`Broker::available`] first and print `SKIPPED: …` when mosquitto is missing.
+//! project's certificates, a loopback port held by the test ([`PortHold`]) for the broker's
+//! whole life, killed on drop. The tests are `#[ignore]`d with the reason (`.ci/run` runs
+//! them with `--include-ignored`); run without mosquitto, [`Broker::start`] fails with how
+//! to get it, never a silent pass.
+//!
+//! Where mosquitto is, for the tests and `.ci/run` alike: `$TEST_MOSQUITTO` when set
+//! (`.ci/run` sets it), else the first `mosquitto` on `$PATH`, then in `/usr/sbin`
+//! (Debian's place, not on a normal user's PATH). Not `ECRLINK_MOSQUITTO`: the gateway
+//! takes every `ECRLINK_*` variable as a config key and refuses unknown ones.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,16 +18,15 @@ use std::time::{Duration, Instant};
 use ecrlink::pki;
 use tokio_rustls::TlsConnector;
 
-use super::World;
+use super::{PortHold, World};
 
-const CANDIDATES: [&str; 3] = [
-    "/usr/sbin/mosquitto",
-    "/usr/bin/mosquitto",
-    "/usr/local/sbin/mosquitto",
-];
+/// The reason every MQTT test gives in `#[ignore = …]` (kept in step by hand: the
+/// attribute needs a literal).
+pub const NEEDS: &str = "needs mosquitto: .ci/run runs it (cargo test -- --include-ignored)";
 
 pub struct Broker {
     pub addr: SocketAddr,
+    _port: PortHold,
     conf: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -28,20 +34,29 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// The mosquitto binary, if installed.
-    pub fn binary() -> Option<PathBuf> {
-        CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists())
-    }
-
-    /// Prints the skip line and returns false when the tests cannot run here.
-    pub fn available() -> bool {
-        if Self::binary().is_some() {
-            return true;
+    /// The mosquitto binary, found as `.ci/run` finds it (see the module doc).
+    pub fn binary() -> Result<PathBuf, String> {
+        if let Some(path) = std::env::var_os("TEST_MOSQUITTO") {
+            let path = PathBuf::from(path);
+            return if is_executable(&path) {
+                Ok(path)
+            } else {
+                Err(format!(
+                    "TEST_MOSQUITTO={} is not an executable file",
+                    path.display()
+                ))
+            };
         }
-        println!(
-            "SKIPPED: mosquitto not installed (apt-get install mosquitto; .ci/run installs it)"
-        );
-        false
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain([PathBuf::from("/usr/sbin")])
+            .map(|dir| dir.join("mosquitto"))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| {
+                "mosquitto is not installed (not on PATH nor in /usr/sbin; \
+                 apt-get install mosquitto, or set TEST_MOSQUITTO; .ci/run installs it)"
+                    .to_string()
+            })
     }
 
     /// Issues the broker (127.0.0.1) and device certificates into the World's PKI,
@@ -55,13 +70,11 @@ impl Broker {
         if !device.exists() {
             pki::issue_device(&certs, super::DEVICE, false).unwrap();
         }
-        // Ask the kernel for a free port, then hand it to mosquitto.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // mosquitto is a process of its own and binds by port number; the held port
+        // (SO_REUSEADDR, like mosquitto's listener) stays ours across restarts.
+        let hold = PortHold::loopback();
+        let addr = hold.addr;
+        let port = addr.port();
         let acl = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mosquitto/acl");
         let conf = world.path(&format!("mosquitto-{port}.conf"));
         std::fs::write(
@@ -85,6 +98,7 @@ impl Broker {
         let log = world.path(&format!("mosquitto-{port}.log"));
         let mut broker = Broker {
             addr,
+            _port: hold,
             conf,
             log,
             child: None,
@@ -106,7 +120,8 @@ impl Broker {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(Self::binary().expect("mosquitto"))
+        let binary = Self::binary().unwrap_or_else(|why| panic!("{why}; {NEEDS}"));
+        let child = Command::new(binary)
             .arg("-c")
             .arg(&self.conf)
             .stdin(Stdio::null())
@@ -175,4 +190,9 @@ fn current_user() -> String {
             Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
         })
         .unwrap_or_else(|| "root".into())
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

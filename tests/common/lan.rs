@@ -1,19 +1,29 @@
 //! A fixed-IP store LAN on one machine: network namespaces joined by veth pairs, with
 //! 10.x addresses inside them, faults by nftables rules and `tc`. Only these
 //! namespaces (and loopback) are ever addressed; everything made is removed on drop,
-//! also when the test fails. Needs root: `Lan::available` says why not otherwise.
+//! also when the test fails. The subnets are checked against the machine's own
+//! addresses and routes first (`ip -o addr`, `ip route`), so a test never shadows a
+//! network the machine uses. Needs root: every test using it is `#[ignore]`d with the
+//! reason and [`require`] fails it, with that reason, when it is run anyway without.
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{Proc, World};
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
-/// True when namespaces can be made here; otherwise prints why the test skips.
-pub fn available(test: &str) -> bool {
+/// The reason every LAN test gives in `#[ignore = …]` (kept in step by hand: the
+/// attribute needs a literal).
+pub const NEEDS: &str =
+    "needs root, iproute2 and nftables: .ci/run runs it (cargo test -- --include-ignored)";
+
+/// Why namespaces cannot be made here, if they cannot.
+pub fn missing() -> Option<String> {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -23,10 +33,9 @@ pub fn available(test: &str) -> bool {
         })
         .unwrap_or(false);
     if !root {
-        println!("SKIPPED {test}: needs root to create network namespaces (CI runs as root)");
-        return false;
+        return Some("not root: network namespaces need root".into());
     }
-    for tool in ["ip", "nft", "tc"] {
+    for (tool, package) in [("ip", "iproute2"), ("nft", "nftables"), ("tc", "iproute2")] {
         let found = Command::new("sh")
             .args([
                 "-c",
@@ -36,13 +45,20 @@ pub fn available(test: &str) -> bool {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !found {
-            println!(
-                "SKIPPED {test}: `{tool}` is not installed (apt-get install iproute2 nftables)"
-            );
-            return false;
+            return Some(format!(
+                "`{tool}` is not installed (apt-get install {package})"
+            ));
         }
     }
-    true
+    None
+}
+
+/// Fails the test, saying why, when it cannot run here: a LAN test that was asked to
+/// run (`--include-ignored`) never passes without having tested anything.
+pub fn require() {
+    if let Some(why) = missing() {
+        panic!("cannot build the test LAN: {why}; {NEEDS}");
+    }
 }
 
 fn run(args: &[&str]) {
@@ -122,8 +138,7 @@ impl Host {
         let ns = format!("ecl{tag}");
         let ifname = format!("ec{tag}t");
         let peer_ifname = format!("ec{tag}h");
-        let second = 100 + (pid % 100) as u8;
-        let third = (n % 250) as u8;
+        let [_, second, third, _] = claim_subnet(pid, n).octets();
         let host = Host {
             ns: ns.clone(),
             ifname: ifname.clone(),
@@ -195,7 +210,7 @@ impl Host {
             "netns".to_string(),
             "exec".into(),
             self.ns.clone(),
-            env!("CARGO_BIN_EXE_ecrlink").into(),
+            super::ecrlink_bin(),
         ];
         all.extend_from_slice(args);
         Proc::start_program("ip", &all, log)
@@ -310,6 +325,103 @@ impl Host {
     }
 }
 
+/// The /24s this process has handed out and not yet given back (hosts of parallel
+/// tests are made at the same time; the machine's tables show them only once added).
+static CLAIMED: Mutex<Option<HashSet<[u8; 2]>>> = Mutex::new(None);
+
+/// A free 10.S.T.0/24 for a new host: not claimed by this process, and overlapping no
+/// address or route the machine has. Starts at 10.(100 + pid % 100).(n % 250) so
+/// that parallel test processes usually stay apart, and moves on from there.
+fn claim_subnet(pid: u32, n: u32) -> Ipv4Addr {
+    let taken = machine_networks();
+    let mut claimed = CLAIMED.lock().unwrap_or_else(|p| p.into_inner());
+    let claimed = claimed.get_or_insert_with(HashSet::new);
+    let start = (100 + pid % 100) * 250 + n % 250;
+    for k in 0..(150 * 250) {
+        let i = (start + k) % (150 * 250);
+        let (second, third) = ((100 + i / 250) as u8, (i % 250) as u8);
+        if claimed.contains(&[second, third]) {
+            continue;
+        }
+        let net = Ipv4Addr::new(10, second, third, 0);
+        if taken
+            .iter()
+            .all(|&(other, len)| !overlaps(net, 24, other, len))
+        {
+            claimed.insert([second, third]);
+            return net;
+        }
+    }
+    panic!(
+        "no free 10.x.y.0/24 for the test LAN: every candidate overlaps an address or a \
+         route of this machine ({taken:?}); refusing to shadow the machine's own networks"
+    );
+}
+
+fn release_subnet(ip: Ipv4Addr) {
+    let [_, second, third, _] = ip.octets();
+    if let Some(claimed) = CLAIMED.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        claimed.remove(&[second, third]);
+    }
+}
+
+/// Every IPv4 network of the test's namespace: its addresses (`ip -o -4 addr`) and
+/// route destinations in every table (`ip -4 route show table all`), except the
+/// default route, which any more specific route may sit under.
+fn machine_networks() -> Vec<(Ipv4Addr, u8)> {
+    let read = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut nets = Vec::new();
+    for line in read(&["-o", "-4", "addr", "show"]).lines() {
+        let mut words = line.split_whitespace();
+        if let Some(cidr) = words.by_ref().skip_while(|w| *w != "inet").nth(1) {
+            nets.extend(parse_cidr(cidr));
+        }
+    }
+    const TYPES: [&str; 10] = [
+        "unicast",
+        "local",
+        "broadcast",
+        "multicast",
+        "anycast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "nat",
+    ];
+    for line in read(&["-4", "route", "show", "table", "all"]).lines() {
+        let mut words = line.split_whitespace();
+        let mut dest = words.next().unwrap_or("default");
+        if TYPES.contains(&dest) {
+            dest = words.next().unwrap_or("default");
+        }
+        if dest != "default" {
+            nets.extend(parse_cidr(dest));
+        }
+    }
+    nets
+}
+
+/// `A.B.C.D/N` or `A.B.C.D` (a /32) as (network, prefix length).
+fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, len) = text.split_once('/').unwrap_or((text, "32"));
+    Some((ip.parse().ok()?, len.parse().ok().filter(|l| *l <= 32)?))
+}
+
+fn overlaps(a: Ipv4Addr, a_len: u8, b: Ipv4Addr, b_len: u8) -> bool {
+    let len = a_len.min(b_len);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         // Processes first: a namespace with processes in it lingers.
@@ -328,5 +440,6 @@ impl Drop for Host {
         if self.peer_ns.is_none() {
             run_quiet(&["ip", "link", "del", &self.peer_ifname]);
         }
+        release_subnet(self.ip);
     }
 }

@@ -70,7 +70,8 @@ impl World {
         self.sim_on("127.0.0.1:0".parse().unwrap(), args)
     }
 
-    /// A simulator on a given address (to restart a terminal at its fixed IP).
+    /// A simulator on a given address (to restart a terminal at its fixed IP: hold the
+    /// address with a [`PortHold`] so nobody else can take it in between).
     pub fn sim_on(&self, listen: SocketAddr, args: &[&str]) -> Proc {
         let mut all = vec![
             "sim".to_string(),
@@ -130,6 +131,78 @@ fn unique() -> String {
     )
 }
 
+/// The `ecrlink` binary under test: cargo's `CARGO_BIN_EXE_ecrlink` in the integration
+/// tests. The `bench_*` examples that share this harness get no such variable: for them
+/// `$BENCH_ECRLINK_BIN`, else the binary next to the examples' folder
+/// (`<target>/release/examples/bench_x` → `<target>/release/ecrlink`).
+pub fn ecrlink_bin() -> String {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_ecrlink") {
+        return path.to_string();
+    }
+    if let Ok(path) = std::env::var("BENCH_ECRLINK_BIN") {
+        return path;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ecrlink"))
+        .expect("target folder");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --release` first or set BENCH_ECRLINK_BIN",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+/// A loopback port reserved for as long as this value lives: a socket bound with
+/// SO_REUSEADDR that never listens. Connections to the port are refused until someone
+/// listens on it; a process that binds it with SO_REUSEADDR too (the simulator,
+/// mosquitto, [`PortHold::listen`]) can, and the kernel hands the port to nobody else
+/// in between, so a server can stop and start again on the same port without a
+/// "bind 0, close, bind again" race.
+pub struct PortHold {
+    _socket: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+impl PortHold {
+    pub fn loopback() -> PortHold {
+        PortHold::on("127.0.0.1:0".parse().unwrap())
+    }
+
+    pub fn on(addr: SocketAddr) -> PortHold {
+        let socket = reusable(addr);
+        let addr = socket.local_addr().expect("held port");
+        PortHold {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    /// A listener of this process on the held port.
+    pub fn listen(&self) -> tokio::net::TcpListener {
+        reusable(self.addr)
+            .listen(1024)
+            .expect("listen on the held port")
+    }
+}
+
+fn reusable(addr: SocketAddr) -> tokio::net::TcpSocket {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(addr)
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    socket
+}
+
 /// A running `ecrlink` process, killed (SIGKILL) when dropped.
 pub struct Proc {
     pub child: Child,
@@ -139,7 +212,7 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(args: &[String], log: &Path) -> Proc {
-        Proc::start_program(env!("CARGO_BIN_EXE_ecrlink"), args, log)
+        Proc::start_program(&ecrlink_bin(), args, log)
     }
 
     /// Starts `program ARGS` (e.g. `ip netns exec NS ecrlink …`), which must print
@@ -282,4 +355,11 @@ pub async fn wait_at_terminal(terminal: &Client, id: &str) {
 /// The simulator's own counters (`/sim/stats`).
 pub async fn sim_stats(client: &Client) -> Value {
     client.get("/sim/stats").await.1
+}
+
+/// Replaces the simulator's faults (`POST /sim/faults`) and checks it took them; `{}`
+/// clears every fault, a held payment (`holdPayments`) included.
+pub async fn set_faults(terminal: &Client, faults: Value) {
+    let (st, body) = terminal.post("/sim/faults", &faults).await;
+    assert_eq!(st, StatusCode::OK, "POST /sim/faults {faults}: {body}");
 }

@@ -1,6 +1,7 @@
 //! A TCP relay between the gateway and the simulator's HTTPS port: the test's handle
 //! on the direct link. `cut` closes the listening socket (new connections are
-//! refused) and drops every relayed connection; `restore` listens again on the same port.
+//! refused) and drops every relayed connection; `restore` listens again on the same port,
+//! which a [`PortHold`] keeps reserved all along.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -8,17 +9,22 @@ use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::PortHold;
+
 pub struct Proxy {
     pub addr: SocketAddr,
+    hold: PortHold,
     target: SocketAddr,
     token: Mutex<CancellationToken>,
 }
 
 impl Proxy {
     pub async fn start(target: SocketAddr) -> Arc<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hold = PortHold::loopback();
+        let listener = hold.listen();
         let proxy = Arc::new(Proxy {
-            addr: listener.local_addr().unwrap(),
+            addr: hold.addr,
+            hold,
             target,
             token: Mutex::new(CancellationToken::new()),
         });
@@ -61,9 +67,6 @@ impl Proxy {
     /// The direct link is back on the same address.
     pub async fn restore(&self) {
         *self.token.lock().unwrap() = CancellationToken::new();
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("rebind the proxy port");
-        self.serve(listener);
+        self.serve(self.hold.listen());
     }
 }
