@@ -26,12 +26,6 @@ use crate::common::{Client, World, eventually};
 
 pub const FINAL: [&str; 4] = ["approved", "declined", "cancelled", "failed"];
 
-/// `POST /sim/faults` (replaces the whole set; `{}` clears every knob).
-pub async fn set_faults(terminal: &Client, faults: Value) {
-    let (st, body) = terminal.post("/sim/faults", &faults).await;
-    assert_eq!(st, StatusCode::OK, "POST /sim/faults {faults}: {body}");
-}
-
 pub async fn faults_now(terminal: &Client) -> Value {
     let (st, body) = terminal.get("/sim/faults").await;
     assert_eq!(st, StatusCode::OK, "{body}");
