@@ -14,8 +14,7 @@ mod common;
 #[path = "common/faults.rs"]
 mod faults;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -169,9 +168,11 @@ impl Sale {
 /// counted over all its lives (from its log, and its stats taken before each kill).
 struct Terminal {
     proc: Proc,
-    addr: SocketAddr,
+    /// Its address, held for the whole campaign so a restart gets it back.
+    port: PortHold,
     args: Vec<String>,
-    dead_starts: HashMap<String, u64>,
+    /// Start calls per id over the lives banked so far.
+    starts: HashMap<String, u64>,
 }
 
 impl Terminal {
@@ -180,13 +181,13 @@ impl Terminal {
     }
 
     async fn restart(&mut self, w: &World) {
-        let snapshot = sim_stats(&w.terminal_client(self.addr)).await;
+        let snapshot = sim_stats(&w.terminal_client(self.port.addr)).await;
         self.proc.kill();
         self.bank(&snapshot);
-        self.proc = w.sim_on(self.addr, &self.args());
+        self.proc = w.sim_on(self.port.addr, &self.args());
     }
 
-    /// Adds one finished life's start counts: the larger of its last stats and its log
+    /// Adds one life's start counts: the larger of its last stats and its log
     /// (a start may land between the stats call and the kill; the log line is written
     /// when the start is admitted).
     fn bank(&mut self, snapshot: &Value) {
@@ -199,7 +200,7 @@ impl Terminal {
             }
         }
         for (id, n) in counts {
-            *self.dead_starts.entry(id).or_default() += n;
+            *self.starts.entry(id).or_default() += n;
         }
     }
 }
@@ -296,15 +297,19 @@ async fn campaign(sales: u64, seed: u64) {
     let args: Vec<String> = ["--card-time", "0.05", "--state", state.to_str().unwrap()]
         .map(String::from)
         .to_vec();
-    let first = w.sim(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let port = PortHold::loopback();
+    let first = w.sim_on(
+        port.addr,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let mut terminal = Terminal {
-        addr: first.addr,
+        port,
         proc: first,
         args,
-        dead_starts: HashMap::new(),
+        starts: HashMap::new(),
     };
     let config = w.gateway_config(
-        terminal.addr,
+        terminal.port.addr,
         json!({"pollSeconds": 0.2, "timeStop": 1.5, "staticIptimeOut": 1, "loopsBefore": 3,
                "notFoundHorizonSeconds": HORIZON_SECS}),
     );
@@ -318,7 +323,7 @@ async fn campaign(sales: u64, seed: u64) {
         let (amount, answer, disruption) = draw(&mut rng);
         let id = format!("FC-{seed:x}-{i}");
         let sale_started = Instant::now();
-        let sim = w.terminal_client(terminal.addr);
+        let sim = w.terminal_client(terminal.port.addr);
         set_faults(&sim, answer.knobs()).await;
         let pos = {
             let c = w.gateway_client(gw.addr);
@@ -375,166 +380,203 @@ async fn campaign(sales: u64, seed: u64) {
     let took = started.elapsed();
 
     // Afterwards, transaction by transaction, against the terminal's own record.
-    let sim = w.terminal_client(terminal.addr);
-    let snapshot = sim_stats(&sim).await;
-    let mut starts = terminal.dead_starts.clone();
-    {
-        let mut alive = starts_in_log(&terminal.proc.log);
-        if let Some(stats) = snapshot["startRequests"].as_object() {
-            for (id, n) in stats {
-                let c = alive.entry(id.clone()).or_default();
-                *c = (*c).max(n.as_u64().unwrap_or(0));
-            }
-        }
-        for (id, n) in alive {
-            *starts.entry(id).or_default() += n;
-        }
-    }
+    let sim = w.terminal_client(terminal.port.addr);
+    let last_life = sim_stats(&sim).await;
+    terminal.bank(&last_life);
+    let sent: HashSet<&str> = done.iter().map(|s| s.id.as_str()).collect();
     let (_, records) = sim.get("/v1/transactions").await;
+    let mut tally = Tally::default();
     let mut truth: HashMap<String, Value> = HashMap::new();
-    let mut doubled = Vec::new();
     for r in records.as_array().expect("the terminal's record") {
         let id = r["transactionId"].as_str().unwrap().to_string();
+        if !sent.contains(id.as_str()) {
+            tally
+                .invented
+                .push(format!("{id}: at the terminal, never sent by the campaign"));
+        }
         if truth.insert(id.clone(), r.clone()).is_some() {
-            doubled.push(format!("{id}: two records at the terminal"));
+            tally
+                .doubled
+                .push(format!("{id}: two records at the terminal"));
         }
     }
     let c = w.gateway_client(gw.addr);
-    let mut invented = Vec::new();
-    let mut lost = Vec::new();
-    let mut figures: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut by_fault: BTreeMap<String, (u64, Duration)> = BTreeMap::new();
     for s in &done {
+        // Asked again at the end: a settled record never changes.
+        let now = c.get(&format!("/v1/transactions/{}", s.id)).await;
+        let starts = terminal.starts.get(&s.id).copied().unwrap_or(0);
+        tally.judge(s, truth.get(&s.id), starts, now, seed);
+    }
+    tally.report(seed, done.len(), took);
+    if let Some(s) = done.iter().max_by_key(|s| s.took) {
+        let names = event_names(&c, &s.id).await;
+        eprintln!("  slowest: {:.1?}, {}: {names:?}", s.took, s.describe(seed));
+    }
+    tally.assert_clean(seed);
+}
+
+/// The verdicts on every sale, and the figures for RELIABILITY.md.
+#[derive(Default)]
+struct Tally {
+    lost: Vec<String>,
+    doubled: Vec<String>,
+    invented: Vec<String>,
+    figures: BTreeMap<&'static str, u64>,
+    by_fault: BTreeMap<String, (u64, Duration)>,
+}
+
+impl Tally {
+    fn count(&mut self, figure: &'static str) {
+        *self.figures.entry(figure).or_default() += 1;
+    }
+
+    /// One sale: the terminal's record `t`, the start calls it got, and the gateway's
+    /// record asked again at the end (`now`).
+    fn judge(
+        &mut self,
+        s: &Sale,
+        t: Option<&Value>,
+        starts: u64,
+        now: (StatusCode, Value),
+        seed: u64,
+    ) {
         let what = s.describe(seed);
         for key in [
             format!("answer {}", s.answer.name()),
             format!("disruption {}", s.disruption.name()),
         ] {
-            let e = by_fault.entry(key).or_default();
+            let e = self.by_fault.entry(key).or_default();
             e.0 += 1;
             e.1 += s.took;
         }
-        let t = truth.get(&s.id);
-        let n = starts.get(&s.id).copied().unwrap_or(0);
-        if n > 1 {
-            doubled.push(format!("{what}: {n} start requests at the terminal"));
+        if starts > 1 {
+            self.doubled
+                .push(format!("{what}: {starts} start requests at the terminal"));
         }
-        if t.is_some() && n == 0 {
-            lost.push(format!(
+        if t.is_some() && starts == 0 {
+            self.lost.push(format!(
                 "{what}: the terminal ran it, but no start was counted"
             ));
         }
-        // The gateway still says what it said when the sale settled: final is final.
-        let (st, now) = c.get(&format!("/v1/transactions/{}", s.id)).await;
+        let (st, now) = now;
         match &s.gateway {
             None => {
-                *figures
-                    .entry("never journaled (gateway killed first)")
-                    .or_default() += 1;
+                self.count("never journaled (gateway killed first)");
                 if st != StatusCode::NOT_FOUND {
-                    lost.push(format!("{what}: was not journaled, now {st} {now}"));
+                    self.lost
+                        .push(format!("{what}: was not journaled, now {st} {now}"));
                 }
                 if let Some(t) = t {
-                    lost.push(format!(
+                    self.lost.push(format!(
                         "{what}: never journaled, yet the terminal ran it: {t}"
                     ));
                 }
-                if n != 0 {
-                    doubled.push(format!("{what}: never journaled, yet {n} start(s) sent"));
+                if starts != 0 {
+                    self.doubled.push(format!(
+                        "{what}: never journaled, yet {starts} start(s) sent"
+                    ));
                 }
             }
             Some(g) => {
                 if now != *g {
-                    invented.push(format!("{what}: settled as {g}, later {now}"));
+                    self.invented
+                        .push(format!("{what}: settled as {g}, later {now}"));
                 }
                 let gs = g["status"].as_str().unwrap_or("");
-                *figures.entry(gs_key(gs)).or_default() += 1;
+                self.count(gs_key(gs));
                 match t {
                     Some(t) => {
                         if g["status"] != t["status"]
                             || g["authorizationCode"] != t["authorizationCode"]
                         {
-                            invented.push(format!("{what}: gateway {g} vs terminal {t}"));
+                            self.invented
+                                .push(format!("{what}: gateway {g} vs terminal {t}"));
                         }
                     }
                     None => {
                         if gs != "failed" {
-                            invented.push(format!("{what}: gateway {gs}, terminal has no record"));
+                            self.invented
+                                .push(format!("{what}: gateway {gs}, terminal has no record"));
                         }
                         if g["resultCode"] == "not_received" {
-                            *figures.entry("failed: not_received").or_default() += 1;
+                            self.count("failed: not_received");
                         }
                     }
                 }
             }
         }
         let terminal_status = t.map(|t| t["status"].as_str().unwrap_or("").to_string());
+        let gateway_status = s.gateway.as_ref().map(|g| g["status"].clone());
         match &s.pos {
-            Err(_) => *figures.entry("POS: connection lost").or_default() += 1,
+            Err(_) => self.count("POS: connection lost"),
             Ok((st, body)) => match pos_result(body) {
                 Some(r) if r["status"] == "unknown" => {
-                    *figures.entry("POS: unknown, then reconciled").or_default() += 1;
+                    self.count("POS: unknown, then reconciled");
                     if *st != StatusCode::GATEWAY_TIMEOUT {
-                        invented.push(format!("{what}: unknown with {st}: {body}"));
+                        self.invented
+                            .push(format!("{what}: unknown with {st}: {body}"));
                     }
                 }
                 Some(r) => {
-                    *figures.entry("POS: final answer").or_default() += 1;
+                    self.count("POS: final answer");
                     let said = r["status"].as_str().unwrap_or("");
-                    let ok = match &terminal_status {
+                    let as_terminal = match &terminal_status {
                         Some(ts) => said == ts,
                         None => said == "failed",
                     };
-                    if !ok || s.gateway.as_ref().map(|g| &g["status"]) != Some(&r["status"]) {
-                        invented.push(format!(
-                            "{what}: POS heard {st} {said}, terminal {terminal_status:?}, gateway {:?}",
-                            s.gateway.as_ref().map(|g| g["status"].clone())
+                    if !as_terminal || gateway_status.as_ref() != Some(&r["status"]) {
+                        self.invented.push(format!(
+                            "{what}: POS heard {st} {said}, terminal {terminal_status:?}, \
+                             gateway {gateway_status:?}"
                         ));
                     }
                 }
                 None => {
-                    *figures.entry("POS: error without a result").or_default() += 1;
+                    self.count("POS: error without a result");
                     if t.is_some() {
-                        invented.push(format!(
-                            "{what}: POS heard {st} {body}, the terminal ran it: {terminal_status:?}"
+                        self.invented.push(format!(
+                            "{what}: POS heard {st} {body}, the terminal ran it: \
+                             {terminal_status:?}"
                         ));
                     }
                 }
             },
         }
     }
-    for id in truth.keys() {
-        if !done.iter().any(|s| &s.id == id) {
-            invented.push(format!("{id}: at the terminal, never sent by the campaign"));
+
+    fn report(&self, seed: u64, sales: usize, took: Duration) {
+        eprintln!(
+            "fault campaign: seed {seed:#x}, {sales} sales in {took:.1?}: lost {}, doubled {}, \
+             invented {} (sales)",
+            sales_in(&self.lost),
+            sales_in(&self.doubled),
+            sales_in(&self.invented),
+        );
+        for (k, v) in &self.figures {
+            eprintln!("  {k}: {v}");
+        }
+        for (k, (n, t)) in &self.by_fault {
+            eprintln!("  {k}: {n} sales, {t:.1?}");
         }
     }
-    let (n_lost, n_doubled, n_invented) =
-        (sales_in(&lost), sales_in(&doubled), sales_in(&invented));
-    eprintln!(
-        "fault campaign: seed {seed:#x}, {} sales in {took:.1?}: lost {n_lost}, doubled \
-         {n_doubled}, invented {n_invented} (sales)",
-        done.len(),
-    );
-    if let Some(s) = done.iter().max_by_key(|s| s.took) {
-        let names = event_names(&c, &s.id).await;
-        eprintln!("  slowest: {:.1?}, {}: {names:?}", s.took, s.describe(seed));
-    }
-    for (k, v) in &figures {
-        eprintln!("  {k}: {v}");
-    }
-    for (k, (n, t)) in &by_fault {
-        eprintln!("  {k}: {n} sales, {t:.1?}");
-    }
-    let problems: Vec<&String> = lost.iter().chain(&doubled).chain(&invented).collect();
-    assert!(
-        problems.is_empty(),
-        "seed {seed:#x}: sales lost {n_lost}, doubled {n_doubled}, invented {n_invented}:\n{}",
-        problems
+
+    fn assert_clean(&self, seed: u64) {
+        let problems: Vec<&str> = self
+            .lost
             .iter()
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+            .chain(&self.doubled)
+            .chain(&self.invented)
+            .map(String::as_str)
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "seed {seed:#x}: sales lost {}, doubled {}, invented {}:\n{}",
+            sales_in(&self.lost),
+            sales_in(&self.doubled),
+            sales_in(&self.invented),
+            problems.join("\n")
+        );
+    }
 }
 
 /// How many sales the problems name (each problem starts with the sale's id).
@@ -542,7 +584,7 @@ fn sales_in(problems: &[String]) -> usize {
     problems
         .iter()
         .filter_map(|p| p.split([' ', ':']).next())
-        .collect::<std::collections::HashSet<_>>()
+        .collect::<HashSet<_>>()
         .len()
 }
 
