@@ -1,5 +1,6 @@
-//! `ecrlink demo`: a simulated terminal and a gateway on loopback with a throwaway
-//! PKI, one real sale through them over verified TLS, then the curl lines to try.
+//! `ecrlink demo`: a store of two lanes on loopback with a throwaway PKI — two simulated
+//! terminals and one gateway — a real sale on each lane at once over verified TLS, then
+//! the curl lines to try.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use crate::constants::DEFAULT_DEVICE_ID;
 use crate::http::client::HttpClient;
 use crate::pki::{self, InitOptions};
 use crate::serve::Gateway;
-use crate::sim::{SimOptions, Simulator};
+use crate::sim::{Faults, Fleet, FleetOptions};
 use crate::terminal::wire::{TxnResult, TxnStatus};
 use crate::tls;
 
@@ -26,12 +27,15 @@ pub enum DemoError {
     Sale(String),
 }
 
+/// The demo store's lanes, each with its own simulated terminal.
+const LANES: u16 = 2;
+
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
     move |e| DemoError::Setup(format!("{what}: {e}"))
 }
 
 /// Runs the demo. With `smoke`, one sale and exit; otherwise serve until `shutdown`.
-pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<TxnResult, DemoError> {
+pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<Vec<TxnResult>, DemoError> {
     let dir = tempfile::Builder::new()
         .prefix("ecrlink-demo-")
         .tempdir()
@@ -46,29 +50,31 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<TxnResult, 
     .map_err(setup("certificates"))?;
 
     let tasks = TaskTracker::new();
-    let sim_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(setup("simulator port"))?;
-    let sim_addr = sim_listener.local_addr().map_err(setup("simulator port"))?;
-    let sim_tls = tls::server_config(
-        &certs.join(pki::TERMINAL_CERT),
-        &certs.join(pki::TERMINAL_KEY),
-    )
-    .map_err(setup("simulator TLS"))?;
-    let simulator = Simulator::new(SimOptions {
+    let fleet = Fleet::bind(FleetOptions {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        devices: LANES,
+        certs: certs.clone(),
+        device_id: DEFAULT_DEVICE_ID.to_string(),
         card_time: if smoke {
             Duration::from_millis(200)
         } else {
             Duration::from_secs(2)
         },
-        ..SimOptions::default()
+        state: None,
+        faults: Faults::default(),
+        mdns: None,
+        mqtt: None,
     })
-    .map_err(setup("simulator"))?;
-    tasks.spawn(simulator.run(sim_listener, sim_tls, shutdown.clone()));
+    .await
+    .map_err(setup("simulators"))?;
+    let lanes = fleet.terminals();
+    tasks.spawn(fleet.run(shutdown.clone()));
 
+    let terminals: Vec<_> = (lanes.iter())
+        .map(|(id, addr)| serde_json::json!({"deviceId": id, "terminalIp": addr.to_string()}))
+        .collect();
     let config_json = serde_json::json!({
-        "port": "0", "url": "localhost", "SSL": "True", "mode": "F",
-        "terminalIp": sim_addr.to_string(), "deviceId": DEFAULT_DEVICE_ID,
+        "port": "0", "url": "localhost", "SSL": "True", "mode": "F", "terminals": terminals,
         "staticIptimeOut": 5, "timeStop": 60, "pollSeconds": 2, "loopsBefore": 3,
         "certsDir": certs, "journal": dir.path().join("journal.db"),
     });
@@ -82,16 +88,24 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<TxnResult, 
         .map_err(setup("gateway port"))?;
     let api_addr = listener.local_addr().map_err(setup("gateway port"))?;
     tasks.spawn(gateway.run(listener, shutdown.clone()));
-    println!(
-        "simulated terminal {DEFAULT_DEVICE_ID} at https://{sim_addr} (verified as instorepaymentapi.globalpayments.es)"
-    );
+    for (id, addr) in &lanes {
+        println!(
+            "simulated terminal {id} at https://{addr} (verified as instorepaymentapi.globalpayments.es)"
+        );
+    }
     println!("gateway API at https://localhost:{}", api_addr.port());
 
-    let result = demo_sale(&certs, api_addr).await;
-    if let Ok(r) = &result {
+    // One sale per lane, at the same time: neither lane waits for the other.
+    let (first, second) = tokio::join!(
+        demo_sale(&certs, api_addr, &lanes[0].0),
+        demo_sale(&certs, api_addr, &lanes[1].0)
+    );
+    let results = [first, second];
+    for r in results.iter().flatten() {
         println!(
-            "demo sale {}: {} {} {:.2} {} (authorization {})",
+            "demo sale {} on {}: {} {} {:.2} {} (authorization {})",
             r.transaction_id,
+            r.device_id,
             r.status.as_str(),
             r.kind.as_str(),
             r.amount as f64 / 100.0,
@@ -99,8 +113,9 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<TxnResult, 
             r.authorization_code.as_deref().unwrap_or("-")
         );
     }
+    let result = results.into_iter().collect::<Result<Vec<_>, _>>();
     if !smoke {
-        print_curl_lines(&certs, api_addr.port());
+        print_curl_lines(&certs, api_addr.port(), &lanes[1].0);
         shutdown.cancelled().await;
     }
     shutdown.cancel();
@@ -109,18 +124,22 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<TxnResult, 
     result
 }
 
-async fn demo_sale(certs: &Path, api: std::net::SocketAddr) -> Result<TxnResult, DemoError> {
+async fn demo_sale(
+    certs: &Path,
+    api: std::net::SocketAddr,
+    device_id: &str,
+) -> Result<TxnResult, DemoError> {
     let tls = tls::client_config(&certs.join(pki::CA_CERT), None).map_err(setup("client TLS"))?;
     let name = rustls::pki_types::ServerName::try_from("localhost")
         .map_err(setup("server name"))?
         .to_owned();
     let client = HttpClient::https(api, tls, name, Duration::from_secs(5));
     let id = format!(
-        "demo-{}",
+        "demo-{device_id}-{}",
         time::OffsetDateTime::now_utc().unix_timestamp_nanos()
     );
     let body = serde_json::json!({
-        "deviceId": DEFAULT_DEVICE_ID, "transactionId": id, "paymentApp": "comercia",
+        "deviceId": device_id, "transactionId": id, "paymentApp": "comercia",
         "amount": 1000, "currencyCode": "EUR", "otherData": {"printReceipt": 0}
     });
     let (status, bytes) = client
@@ -147,14 +166,14 @@ async fn demo_sale(certs: &Path, api: std::net::SocketAddr) -> Result<TxnResult,
     Ok(result)
 }
 
-fn print_curl_lines(certs: &Path, port: u16) {
+fn print_curl_lines(certs: &Path, port: u16, second_lane: &str) {
     let ca = certs.join(pki::CA_CERT);
     let ca = ca.display();
     println!(
         "\nTry it (Ctrl-C stops the demo and deletes its certificates and journal):\n\
          curl --cacert {ca} https://localhost:{port}/v1/getVersion\n\
          curl --cacert {ca} -H 'Content-Type: application/json' https://localhost:{port}/v1/sale \\\n  \
-         -d '{{\"deviceId\":\"{DEFAULT_DEVICE_ID}\",\"transactionId\":\"T-1001\",\"paymentApp\":\"comercia\",\"amount\":1250,\"currencyCode\":\"EUR\",\"otherData\":{{\"printReceipt\":0}}}}'\n\
+         -d '{{\"deviceId\":\"{second_lane}\",\"transactionId\":\"T-1001\",\"paymentApp\":\"comercia\",\"amount\":1250,\"currencyCode\":\"EUR\",\"otherData\":{{\"printReceipt\":0}}}}'\n\
          curl --cacert {ca} https://localhost:{port}/v1/transactions/T-1001\n\
          curl --cacert {ca} https://localhost:{port}/v1/transactions\n\
          curl --cacert {ca} https://localhost:{port}/v1/terminals\n\

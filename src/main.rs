@@ -17,7 +17,7 @@ use ecrlink::config::{self, Overrides};
 use ecrlink::constants::DEFAULT_DEVICE_ID;
 use ecrlink::pki::{self, InitOptions};
 use ecrlink::serve::Gateway;
-use ecrlink::sim::{Faults, SimMqtt, SimOptions, Simulator};
+use ecrlink::sim::{Faults, Fleet, FleetOptions};
 use ecrlink::transport::mqtt::wire::BrokerUrl;
 
 const DEFAULT_CONFIG: &str = "config/config.json";
@@ -51,6 +51,9 @@ enum Command {
     /// Check a configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The gateway as a Windows service: install, uninstall, start, stop, status.
+    #[command(subcommand)]
+    Service(ecrlink::service::ServiceCommand),
 }
 
 #[derive(Subcommand)]
@@ -114,12 +117,19 @@ struct SimArgs {
     /// Folder with terminal.pem and terminal.key.
     #[arg(long)]
     certs: PathBuf,
+    /// The (first) terminal's deviceId; with --devices the others count up from it.
     #[arg(long = "device-id", default_value = DEFAULT_DEVICE_ID)]
     device_id: String,
+    /// Simulate N terminals in this process: device i (from 0) listens on the first
+    /// port + i (a free run of N ports when --listen has port 0), its deviceId counted
+    /// up from --device-id (ECRLINK-SIM-0001, -0002, …). Only the first address is printed.
+    #[arg(long, default_value_t = 1)]
+    devices: u16,
     /// Seconds the cardholder takes (fractions allowed; 0 answers at once).
     #[arg(long = "card-time", default_value_t = 2.0)]
     card_time: f64,
-    /// JSON file that keeps every transaction across restarts.
+    /// JSON file that keeps every transaction across restarts (with --devices,
+    /// one per device: FILE's stem + "-<deviceId>").
     #[arg(long)]
     state: Option<PathBuf>,
     /// Fault: complete the next N payments but drop their answers.
@@ -170,7 +180,7 @@ struct SimArgs {
     mqtt: Option<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Default)]
 struct ServeArgs {
     /// Configuration file (default config/config.json).
     #[arg(long)]
@@ -178,7 +188,7 @@ struct ServeArgs {
     /// Override `port` (0 picks a free port; the bound address is printed).
     #[arg(long)]
     port: Option<u16>,
-    /// Override `terminalIp`.
+    /// Override `terminalIp` (the one-terminal shorthand; an error with `terminals`).
     #[arg(long = "terminal-ip")]
     terminal_ip: Option<String>,
     /// Override `journal`.
@@ -191,6 +201,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Service(cmd) => return service(cmd),
+        other => other,
+    };
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -199,7 +213,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ecrlink: {e:#}");
@@ -223,13 +237,14 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Certs(cmd) => certs(cmd),
         Command::Config(ConfigCommand::Check { config }) => config_check(config),
         Command::Sim(args) => sim(args).await,
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, shutdown_on_signal()).await,
+        Command::Service(_) => unreachable!("dispatched in main, outside the runtime"),
         Command::Demo { smoke } => {
             let shutdown = shutdown_on_signal();
             match ecrlink::demo::run(smoke, shutdown).await {
                 Ok(_) if smoke => {
                     println!(
-                        "smoke test passed: the sale was approved end to end over verified TLS"
+                        "smoke test passed: a sale on each lane was approved end to end over verified TLS"
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -309,27 +324,8 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
             args.card_time
         );
     }
-    let tls = ecrlink::tls::server_config(
-        &args.certs.join(pki::TERMINAL_CERT),
-        &args.certs.join(pki::TERMINAL_KEY),
-    )
-    .with_context(|| format!("terminal certificate in {}", args.certs.display()))?;
     let mqtt = match &args.mqtt {
-        Some(url) => {
-            let broker = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?;
-            let cert = args.certs.join(format!("device-{}.pem", args.device_id));
-            let key = args.certs.join(format!("device-{}.key", args.device_id));
-            let tls = ecrlink::tls::client_config(&args.certs.join(pki::CA_CERT), Some((&cert, &key)))
-                .with_context(|| {
-                    format!(
-                        "MQTT identity in {} (issue it with `ecrlink certs device --dir {} --device-id {}`)",
-                        args.certs.display(),
-                        args.certs.display(),
-                        args.device_id
-                    )
-                })?;
-            Some(SimMqtt { broker, tls })
-        }
+        Some(url) => Some(BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?),
         None => None,
     };
     let faults = Faults {
@@ -346,62 +342,39 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
     faults
         .check()
         .map_err(|e| anyhow::anyhow!("--error-after-charge: {e}"))?;
-    let simulator = Simulator::new(SimOptions {
-        mqtt,
-        device_id: args.device_id.clone(),
+    let fleet = Fleet::bind(FleetOptions {
+        listen: args.listen,
+        devices: args.devices,
+        certs: args.certs,
+        device_id: args.device_id,
         card_time: Duration::from_secs_f64(args.card_time),
-        state_file: args.state.clone(),
+        state: args.state,
         faults,
-        ..SimOptions::default()
-    })?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let bound = listener.local_addr()?;
-    // Kept alive for as long as the simulator serves.
-    let _mdns = if args.mdns {
-        let version = format!("ecrlink-sim {}", env!("CARGO_PKG_VERSION"));
-        Some(
-            ecrlink::probe::mdns::announce_terminal(
-                &args.device_id,
-                bound.port(),
-                &version,
-                &args.mdns_interfaces,
-            )
-            .context("mDNS announcement")?,
-        )
-    } else {
-        None
-    };
-    announce(&format!("listening on {bound}"));
-    tracing::info!(device_id = %args.device_id, state = ?args.state, mdns = args.mdns, "terminal simulator ready");
-    simulator.run(listener, tls, shutdown_on_signal()).await;
+        mdns: args.mdns.then_some(args.mdns_interfaces),
+        mqtt,
+    })
+    .await?;
+    let terminals = fleet.terminals();
+    announce(&format!("listening on {}", terminals[0].1));
+    for (device_id, addr) in &terminals {
+        tracing::info!(%device_id, %addr, "terminal simulator ready");
+    }
+    fleet.run(shutdown_on_signal()).await;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let mut overrides = Overrides::default();
-    if let Some(port) = args.port {
-        overrides.values.push(("port".into(), port.into()));
-    }
-    if let Some(ip) = args.terminal_ip {
-        overrides.values.push(("terminalIp".into(), ip.into()));
-    }
-    if let Some(journal) = args.journal {
-        overrides
-            .values
-            .push(("journal".into(), journal.display().to_string().into()));
-    }
-    if let Some(dir) = args.certs_dir {
-        overrides
-            .values
-            .push(("certsDir".into(), dir.display().to_string().into()));
-    }
+async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<ExitCode> {
+    let overrides = Overrides {
+        port: args.port,
+        terminal_ip: args.terminal_ip,
+        journal: args.journal,
+        certs_dir: args.certs_dir,
+        values: Vec::new(),
+    };
     let config = match load_config(args.config, &overrides) {
         Ok(c) => c,
         Err(e) => bail!("the configuration is not valid:\n{e}"),
     };
-    let shutdown = shutdown_on_signal();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -411,9 +384,42 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
         "listening on {scheme}://{}",
         listener.local_addr()?
     ));
-    tracing::info!(terminal = %config.terminal_addr, device_id = %config.device_id, "gateway ready");
+    for terminal in &config.terminals {
+        tracing::info!(device_id = %terminal.device_id, terminal = %terminal.address, "lane ready");
+    }
+    tracing::info!(lanes = config.terminals.len(), "gateway ready");
     gateway.run(listener, shutdown).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ecrlink service …` (Windows only). It runs outside the async runtime: the Service
+/// Control Manager calls `serve_as_service` on a thread of its own, and `service run`
+/// logs to files instead of the console.
+fn service(cmd: ecrlink::service::ServiceCommand) -> ExitCode {
+    if !cmd.logs_to_files() {
+        init_logging();
+    }
+    match ecrlink::service::run(cmd, serve_as_service) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ecrlink: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `serve` with the service's home as the current folder, its config file required,
+/// until the Service Control Manager stops the service.
+fn serve_as_service(
+    shutdown: CancellationToken,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let args = ServeArgs {
+        config: Some(PathBuf::from(ecrlink::service::CONFIG_FILE)),
+        ..ServeArgs::default()
+    };
+    runtime.block_on(serve(args, shutdown))?;
+    Ok(())
 }
 
 /// The first line on stdout: scripts and tests read the bound address from it.

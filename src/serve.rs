@@ -1,5 +1,6 @@
 //! `ecrlink serve`: wires the configuration into a running gateway: TLS material,
-//! journal (with recovery and retention), transports, and the API server.
+//! journal (with recovery and retention), per terminal (lane) its client, probe monitor,
+//! transports and failback monitor, one MQTT connection for all lanes, and the API server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Api, TerminalInfo};
-use crate::config::Config;
+use crate::config::{Config, Terminal};
 use crate::journal::{Journal, JournalError};
 use crate::pki;
 use crate::probe::icmp::Icmp;
@@ -42,14 +43,24 @@ pub struct Gateway {
     api: Arc<Api>,
     tls: Option<Arc<rustls::ServerConfig>>,
     retention_days: u32,
+    /// Each terminal's probe monitor and, with a fallback, its failback monitor.
     monitors: Vec<tokio::task::JoinHandle<()>>,
-    failback: Option<tokio::task::JoinHandle<()>>,
     mqtt_link: Option<Arc<MqttLink>>,
 }
 
+/// What every lane shares: the private CA, ICMP sockets, mDNS sightings, the broker.
+struct Shared<'a> {
+    config: &'a Config,
+    terminal_tls: Arc<rustls::ClientConfig>,
+    icmp: Arc<Icmp>,
+    sightings: Option<mdns::Sightings>,
+    mqtt: Option<Arc<MqttLink>>,
+    shutdown: CancellationToken,
+}
+
 impl Gateway {
-    /// Loads TLS material, opens the journal and resumes every unfinished
-    /// transaction (each holds its terminal until reconciled).
+    /// Loads TLS material, opens the journal, starts every terminal's monitors and
+    /// resumes every unfinished transaction (each holds its terminal until reconciled).
     pub async fn prepare(
         config: &Config,
         shutdown: CancellationToken,
@@ -75,12 +86,6 @@ impl Gateway {
         let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path))
             .await
             .map_err(|e| JournalError::Task(e.to_string()))??;
-        let client = TerminalClient::new(
-            TerminalAddress::new(config.terminal_addr),
-            terminal_tls,
-            config.static_ip_timeout,
-        )
-        .with_call_timeout(status_call_timeout(config.poll_interval));
         let sightings = if config.mdns.enabled {
             match mdns::browse(&config.mdns.interfaces, shutdown.clone()) {
                 Ok(s) => Some(s),
@@ -92,80 +97,67 @@ impl Gateway {
         } else {
             None
         };
-        let (health, monitor) = probe::spawn(
-            config.device_id.clone(),
-            client.clone(),
-            Arc::new(Icmp::open()),
-            ProbeSettings {
-                interval: config.probe_interval,
-                connect_timeout: config.static_ip_timeout,
-                hysteresis: Hysteresis {
-                    down_after: config.probe_down_after,
-                    up_after: config.probe_up_after,
-                },
-            },
-            sightings,
-            shutdown.clone(),
-        );
-        let mut transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client.clone()))];
-        let mut mqtt_link = None;
-        match (config.mqtt_fallback(), &config.fallback) {
+        // One connection for every lane, and none when every lane says `"fallback": false`.
+        let wanted = config.terminals.iter().any(|t| t.fallback);
+        let mqtt = match (config.mqtt_fallback().filter(|_| wanted), &config.fallback) {
             (Some(mqtt), _) => {
-                let tls =
-                    tls::client_config(&mqtt.ca_cert, Some((&mqtt.client_cert, &mqtt.client_key)))
-                        .map_err(|source| ServeError::Fallback {
-                            broker: mqtt.broker.to_string(),
-                            source,
-                        })?;
-                let link =
-                    MqttLink::start(mqtt.broker, tls, pki::GATEWAY_CLIENT_CN, shutdown.clone());
-                tracing::info!(broker = %mqtt.broker, "MQTT fallback configured");
-                transports.push(Arc::new(link.transport(
-                    &config.device_id,
-                    status_call_timeout(config.poll_interval),
-                )));
-                mqtt_link = Some(link);
+                let identity = (mqtt.client_cert.as_path(), mqtt.client_key.as_path());
+                let tls = tls::client_config(&mqtt.ca_cert, Some(identity)).map_err(|source| {
+                    ServeError::Fallback {
+                        broker: mqtt.broker.to_string(),
+                        source,
+                    }
+                })?;
+                tracing::info!(broker = %mqtt.broker, client_id = %mqtt.client_id, "MQTT fallback configured");
+                Some(MqttLink::start(
+                    mqtt.broker,
+                    tls,
+                    &mqtt.client_id,
+                    shutdown.clone(),
+                ))
             }
-            (None, Some(_)) => tracing::warn!(
-                "\"fallback\" is configured but \"startTecnology\" is \"none\": the MQTT fallback is off"
-            ),
-            (None, None) => {}
+            (None, Some(_)) => {
+                tracing::warn!(
+                    "\"fallback\" is configured but \"startTecnology\" is \"none\": the MQTT fallback is off"
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        let shared = Shared {
+            config,
+            terminal_tls,
+            icmp: Arc::new(Icmp::open()),
+            sightings,
+            mqtt,
+            shutdown: shutdown.clone(),
+        };
+        let (mut links, mut terminals, mut monitors) = (Vec::new(), Vec::new(), Vec::new());
+        for terminal in &config.terminals {
+            let (link, info) = shared.lane(terminal, &mut monitors);
+            links.push(link);
+            terminals.push(info);
         }
-        let link =
-            TerminalLink::new(config.device_id.clone(), transports).with_health(health.clone());
-        let failback = (link.transports.len() > 1).then(|| {
-            tokio::spawn(watch_failback(
-                client,
-                health.clone(),
-                link.active.clone(),
-                config.probe_interval,
-                shutdown.clone(),
-            ))
-        });
         let timing = Timing {
-            poll: config.poll_interval,
+            // Only for links without their own: every lane here sets its `pollSeconds`.
+            poll: config.terminals[0].poll_interval,
             time_stop: config.time_stop,
             loops_before: config.loops_before,
             retries: config.retries,
             not_found_horizon: config.not_found_horizon,
         };
-        let payments = Payments::new(journal, timing, vec![link], shutdown);
+        let payments = Payments::new(journal, timing, links, shutdown);
         let resumed = payments.recover().await?;
         if resumed > 0 {
             tracing::warn!(resumed, "unfinished transactions resumed from the journal");
         }
-        let terminals = vec![TerminalInfo {
-            device_id: config.device_id.clone(),
-            health,
-        }];
         let api_key = config.api_key.as_ref().map(|k| k.expose().to_string());
         Ok(Gateway {
             api: Arc::new(Api::new(payments, terminals, api_key)),
             tls: api_tls,
             retention_days: config.journal_retention_days,
-            monitors: vec![monitor],
-            failback,
-            mqtt_link,
+            monitors,
+            mqtt_link: shared.mqtt,
         })
     }
 
@@ -188,12 +180,65 @@ impl Gateway {
         for monitor in self.monitors {
             let _ = monitor.await;
         }
-        if let Some(failback) = self.failback {
-            let _ = failback.await;
-        }
         if let Some(link) = self.mqtt_link {
             link.stopped().await;
         }
+    }
+}
+
+impl Shared<'_> {
+    /// One lane: the terminal's client, its probe monitor, its transports (direct, then
+    /// the shared broker unless the entry says `"fallback": false`) and failback monitor.
+    fn lane(
+        &self,
+        terminal: &Terminal,
+        monitors: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> (TerminalLink, TerminalInfo) {
+        let call_timeout = status_call_timeout(terminal.poll_interval);
+        let client = TerminalClient::new(
+            TerminalAddress::new(terminal.address),
+            self.terminal_tls.clone(),
+            terminal.static_ip_timeout,
+        )
+        .with_call_timeout(call_timeout);
+        let settings = ProbeSettings {
+            interval: self.config.probe_interval,
+            connect_timeout: terminal.static_ip_timeout,
+            hysteresis: Hysteresis {
+                down_after: self.config.probe_down_after,
+                up_after: self.config.probe_up_after,
+            },
+        };
+        let (health, monitor) = probe::spawn(
+            terminal.device_id.clone(),
+            client.clone(),
+            self.icmp.clone(),
+            settings,
+            self.sightings.clone(),
+            self.shutdown.clone(),
+        );
+        monitors.push(monitor);
+        let mut transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client.clone()))];
+        if let Some(mqtt) = self.mqtt.as_ref().filter(|_| terminal.fallback) {
+            transports.push(Arc::new(mqtt.transport(&terminal.device_id, call_timeout)));
+        }
+        let mut link =
+            TerminalLink::new(terminal.device_id.clone(), transports).with_health(health.clone());
+        link.poll = Some(terminal.poll_interval);
+        if link.transports.len() > 1 {
+            monitors.push(tokio::spawn(watch_failback(
+                client,
+                health.clone(),
+                link.active.clone(),
+                self.config.probe_interval,
+                self.shutdown.clone(),
+            )));
+        }
+        let info = TerminalInfo {
+            device_id: terminal.device_id.clone(),
+            health,
+        };
+        (link, info)
     }
 }
 

@@ -159,3 +159,26 @@ fn serve_with_a_fallback_but_no_client_certificate_fails_with_one_clear_line() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Issue 17: `service` manages a Windows service; elsewhere it refuses in one line that
+/// points at the systemd unit, and every subcommand is there (hidden `run` included).
+#[cfg(not(windows))]
+#[test]
+fn service_is_windows_only_and_points_at_systemd() {
+    for sub in ["install", "uninstall", "start", "stop", "status"] {
+        let out = ecrlink(&["service", sub]);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {}", text(&out));
+        let said = text(&out);
+        assert!(said.contains("works only on Windows"), "{sub}: {said}");
+        assert!(
+            said.contains("systemctl enable --now ecrlink"),
+            "{sub}: {said}"
+        );
+        assert_eq!(said.trim().lines().count(), 1, "{sub}: {said}");
+    }
+    let help = text(&ecrlink(&["service", "--help"]));
+    assert!(
+        !help.contains("\n  run "),
+        "`service run` is for the SCM only: {help}"
+    );
+}

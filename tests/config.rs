@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ecrlink::config::{
-    self, Config, ConfigError, Mode, Overrides, Problem, Secret, StartTechnology,
+    self, Config, ConfigError, Overrides, Problem, Profile, Secret, StartTechnology, Terminal,
 };
 use ecrlink::constants::DEFAULT_DEVICE_ID;
 use serde_json::{Value, json};
@@ -40,7 +40,14 @@ fn overrides(pairs: &[(&str, Value)]) -> Overrides {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
+        ..Overrides::default()
     }
+}
+
+/// The one terminal of a shorthand config.
+fn lane(config: &Config) -> &Terminal {
+    assert_eq!(config.terminals.len(), 1, "{config:?}");
+    &config.terminals[0]
 }
 
 fn from_text(text: &str) -> Result<Config, ConfigError> {
@@ -87,8 +94,8 @@ fn every_example_config_in_the_repo_loads() {
 fn simulator_example_matches_the_shared_constants() {
     let text = fs::read_to_string(repo("config/config.json")).unwrap();
     let config = from_text(&text).unwrap();
-    assert_eq!(config.device_id, DEFAULT_DEVICE_ID);
-    assert_eq!(config.terminal_addr, "127.0.0.1:3001".parse().unwrap());
+    assert_eq!(lane(&config).device_id, DEFAULT_DEVICE_ID);
+    assert_eq!(lane(&config).address, "127.0.0.1:3001".parse().unwrap());
     assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
     assert_eq!(config.start_technology, StartTechnology::None);
 }
@@ -169,15 +176,19 @@ fn seed_file_gives_exact_typed_values() {
         "127.0.0.1:3000".parse::<SocketAddr>().unwrap()
     );
     assert!(config.ssl);
-    assert_eq!(config.mode, Mode::F);
-    assert_eq!(config.device_id, DEFAULT_DEVICE_ID);
-    assert_eq!(config.terminal_addr, "192.168.55.105:3000".parse().unwrap());
-    assert_eq!(config.static_ip_timeout, Duration::from_secs(5));
+    assert_eq!(config.effective()["mode"], "F");
+    assert_eq!(lane(&config).device_id, DEFAULT_DEVICE_ID);
+    assert_eq!(
+        lane(&config).address,
+        "192.168.55.105:3000".parse().unwrap()
+    );
+    assert_eq!(lane(&config).static_ip_timeout, Duration::from_secs(5));
+    assert_eq!(lane(&config).profile, Profile::Instore);
     assert_eq!(config.start_technology, StartTechnology::Pushy);
     assert_eq!(config.loops_before, 2);
     assert_eq!(config.time_stop, Duration::from_secs(240));
     assert_eq!(config.retries, 600);
-    assert_eq!(config.poll_interval, Duration::from_secs(10));
+    assert_eq!(lane(&config).poll_interval, Duration::from_secs(10));
     assert_eq!(config.certs_dir, PathBuf::from("certs"));
     assert_eq!(config.journal, PathBuf::from("data/journal.db"));
     assert_eq!(config.journal_retention_days, 90);
@@ -190,7 +201,7 @@ fn seed_file_gives_exact_typed_values() {
 fn minimal_file_gets_the_seed_defaults() {
     let config = from_text(r#"{"terminalIp":"10.0.0.5"}"#).unwrap();
     assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
-    assert_eq!(config.terminal_addr, "10.0.0.5:3000".parse().unwrap());
+    assert_eq!(lane(&config).address, "10.0.0.5:3000".parse().unwrap());
     assert!(config.ssl);
     assert_eq!(config.loops_before, 3);
     assert_eq!(config.start_technology, StartTechnology::None);
@@ -201,17 +212,17 @@ fn minimal_file_gets_the_seed_defaults() {
 fn fractional_timings_and_v6_addresses() {
     let text = fs::read_to_string(repo("tests/configs/valid/fractional-timings.json")).unwrap();
     let config = from_text(&text).unwrap();
-    assert_eq!(config.static_ip_timeout, Duration::from_millis(500));
+    assert_eq!(lane(&config).static_ip_timeout, Duration::from_millis(500));
     assert_eq!(config.time_stop, Duration::from_millis(2500));
-    assert_eq!(config.poll_interval, Duration::from_millis(250));
+    assert_eq!(lane(&config).poll_interval, Duration::from_millis(250));
     assert_eq!(config.probe_interval, Duration::from_millis(100));
-    assert_eq!(config.effective()["staticIptimeOut"], 0.5);
+    assert_eq!(config.effective()["terminals"][0]["staticIptimeOut"], 0.5);
     assert_eq!(from_text(&config.effective().to_string()).unwrap(), config);
 
     let text = fs::read_to_string(repo("tests/configs/valid/ipv6.json")).unwrap();
     let config = from_text(&text).unwrap();
     assert_eq!(config.listen, "[::1]:0".parse().unwrap());
-    assert_eq!(config.terminal_addr, "[fd00::5]:3000".parse().unwrap());
+    assert_eq!(lane(&config).address, "[fd00::5]:3000".parse().unwrap());
 }
 
 #[test]
@@ -221,9 +232,9 @@ fn string_typed_values_are_read() {
     assert_eq!(config.listen, "0.0.0.0:0".parse().unwrap());
     assert!(!config.ssl);
     assert_eq!(config.start_technology, StartTechnology::Signalr);
-    assert_eq!(config.static_ip_timeout, Duration::from_millis(1500));
+    assert_eq!(lane(&config).static_ip_timeout, Duration::from_millis(1500));
     assert_eq!((config.loops_before, config.retries), (2, 1));
-    assert_eq!(config.device_id, "1234");
+    assert_eq!(lane(&config).device_id, "1234");
     assert_eq!(config.key.as_ref().map(Secret::expose), Some("3"));
 }
 
@@ -236,7 +247,7 @@ fn environment_overrides_the_file_case_insensitively() {
         ("PATH", "/usr/bin"),
     ]);
     let config = config::load_from(Some(&seed_text()), &vars, &Overrides::default()).unwrap();
-    assert_eq!(config.terminal_addr, "10.1.2.3:4000".parse().unwrap());
+    assert_eq!(lane(&config).address, "10.1.2.3:4000".parse().unwrap());
     assert_eq!(config.time_stop, Duration::from_secs(30));
     assert!(!config.ssl);
     assert_eq!(config.retries, 600, "untouched keys keep the file's value");
@@ -252,7 +263,7 @@ fn environment_keeps_values_as_written() {
         &Overrides::default(),
     )
     .unwrap();
-    assert_eq!(config.device_id, "0001");
+    assert_eq!(lane(&config).device_id, "0001");
     assert_eq!(config.api_key.as_ref().map(Secret::expose), Some("00123"));
 }
 
@@ -342,11 +353,17 @@ fn effective_uses_seed_names_and_loads_back() {
     let mut effective = config.effective();
     assert_eq!(effective["port"], 3000);
     assert_eq!(effective["url"], "127.0.0.1");
-    assert_eq!(effective["terminalIp"], "192.168.55.105:3000");
+    assert_eq!(
+        effective["terminals"][0]["terminalIp"],
+        "192.168.55.105:3000"
+    );
+    assert_eq!(effective["terminals"][0]["deviceId"], DEFAULT_DEVICE_ID);
+    assert_eq!(effective["terminals"][0]["profile"], "instore");
+    assert!(effective.get("terminalIp").is_none(), "{effective}");
     assert_eq!(effective["SSL"], true);
     assert_eq!(effective["startTecnology"], "pushy");
     assert_eq!(effective["timeStop"], 240);
-    assert_eq!(effective["staticIptimeOut"], 5);
+    assert_eq!(effective["terminals"][0]["staticIptimeOut"], 5);
     assert_eq!(effective["probeIntervalMs"], 1000);
     assert_eq!(effective["apiKey"], Value::Null);
 
@@ -412,7 +429,7 @@ fn load_missing_default_file_falls_back_to_defaults() {
     let path = dir.path().join("config.json");
     let cli = overrides(&[("terminalIp", json!("10.0.0.5"))]);
     let config = config::load(&path, false, &cli).unwrap();
-    assert_eq!(config.terminal_addr, "10.0.0.5:3000".parse().unwrap());
+    assert_eq!(lane(&config).address, "10.0.0.5:3000".parse().unwrap());
     assert_eq!(config.listen.port(), 3000);
     // Without a terminal it is the usual problem, not a missing file.
     let (problems, _) = problems(config::load(&path, false, &Overrides::default()));
@@ -437,4 +454,250 @@ fn load_reports_the_file_as_source_and_syntax_with_its_path() {
         }
         other => panic!("expected a syntax error, got {other:?}"),
     }
+}
+
+fn fixture(name: &str) -> String {
+    fs::read_to_string(repo(&format!("tests/configs/valid/{name}"))).unwrap()
+}
+
+#[test]
+fn a_store_of_three_lanes_gets_each_lane_its_own_settings() {
+    let config = from_text(&fixture("store-three-lanes.json")).unwrap();
+    let ids: Vec<&str> = config
+        .terminals
+        .iter()
+        .map(|t| t.device_id.as_str())
+        .collect();
+    assert_eq!(ids, ["LANE-1", "LANE-2", "LANE-3"]);
+    let [one, two, three] = &config.terminals[..] else {
+        panic!("three lanes")
+    };
+    assert_eq!(one.address, "192.168.1.21:3000".parse().unwrap());
+    assert_eq!(
+        (one.poll_interval, two.poll_interval),
+        (Duration::from_secs(10), Duration::from_secs(2))
+    );
+    assert_eq!(
+        (one.static_ip_timeout, three.static_ip_timeout),
+        (Duration::from_secs(5), Duration::from_millis(1500))
+    );
+    assert_eq!(
+        (one.fallback, two.fallback, three.fallback),
+        (true, true, false)
+    );
+    assert_eq!(config.mqtt_fallback().unwrap().client_id, "ecrlink-shop-7");
+    // `config check` shows every lane resolved, and that loads back the same.
+    let effective = config.effective();
+    assert_eq!(effective["terminals"][2]["staticIptimeOut"], 1.5);
+    assert_eq!(effective["terminals"][1]["pollSeconds"], 2);
+    assert_eq!(effective["terminals"][2]["fallback"], false);
+    assert_eq!(from_text(&effective.to_string()).unwrap(), config);
+    // Without a fallback for the gateway no lane uses one.
+    let text = fixture("store-three-lanes.json").replace("\"mqtt\",", "\"none\",");
+    let off = from_text(&text).unwrap();
+    assert!(off.terminals.iter().all(|t| !t.fallback));
+}
+
+#[test]
+fn every_invalid_multi_terminal_case_is_named_in_one_run() {
+    let text = r#"{
+        "terminalIp": "192.168.1.20", "deviceId": "TILL", "timeStop": 20,
+        "terminals": [
+            { "deviceId": "LANE-1", "terminalIp": "192.168.1.21" },
+            { "deviceId": "LANE-1", "terminalIp": "192.168.1.22" },
+            { "deviceId": "LANE-3", "terminalIp": "192.168.1.21:3000" },
+            { "deviceId": "lane 4", "terminalIp": "shop-lane-4.local", "profile": "comercia-pos" },
+            { "deviceId": "LANE-5", "pollSeconds": 20, "fallback": "perhaps", "colour": "red" },
+            "192.168.1.26",
+            { "deviceId": "LANE-7", "terminalIp": "192.168.1.27", "staticIptimeOut": 0 }
+        ]
+    }"#;
+    let (problems, text) = problems(from_text(text));
+    let keys: BTreeSet<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    let expected = BTreeSet::from([
+        "terminals",
+        "terminals[1].deviceId",
+        "terminals[2].terminalIp",
+        "terminals[3].deviceId",
+        "terminals[3].terminalIp",
+        "terminals[3].profile",
+        "terminals[4].terminalIp",
+        "terminals[4].pollSeconds",
+        "terminals[4].fallback",
+        "terminals[4].colour",
+        "terminals[5]",
+        "terminals[6].staticIptimeOut",
+    ]);
+    assert_eq!(keys, expected, "{text}");
+    assert_eq!(problems.len(), expected.len(), "{text}");
+    let find = |key: &str| problems.iter().find(|p| p.key == key).unwrap();
+    let both = &find("terminals").message;
+    assert!(
+        both.contains("\"terminalIp\"") && both.contains("\"deviceId\""),
+        "{both}"
+    );
+    assert!(
+        find("terminals[1].deviceId")
+            .message
+            .contains("terminals[0]"),
+        "{text}"
+    );
+    assert_eq!(
+        find("terminals[1].deviceId").value.as_deref(),
+        Some("\"LANE-1\"")
+    );
+    assert!(
+        find("terminals[2].terminalIp")
+            .message
+            .contains("terminals[0]"),
+        "{text}"
+    );
+    assert_eq!(
+        find("terminals[3].terminalIp").value.as_deref(),
+        Some("\"shop-lane-4.local\"")
+    );
+    assert!(
+        find("terminals[3].profile").message.contains("instore"),
+        "{text}"
+    );
+    assert!(
+        find("terminals[4].pollSeconds")
+            .message
+            .contains("timeStop"),
+        "{text}"
+    );
+    assert!(
+        find("terminals[4].colour").message.contains("unknown key"),
+        "{text}"
+    );
+    assert_eq!(
+        find("terminals[5]").value.as_deref(),
+        Some("\"192.168.1.26\"")
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.source.is_none() || p.source.as_deref() == Some("JSON text"))
+    );
+}
+
+#[test]
+fn environment_overrides_nested_keys_with_a_double_underscore() {
+    let vars = env(&[
+        ("ECRLINK_TERMINALS__1__TERMINALIP", "10.9.9.9:4000"),
+        ("ecrlink_terminals__2__pollseconds", "0.5"),
+        ("ECRLINK_FALLBACK__MQTT__CLIENTID", "ecrlink-back-office"),
+    ]);
+    let text = fixture("store-three-lanes.json");
+    let config = config::load_from(Some(&text), &vars, &Overrides::default()).unwrap();
+    assert_eq!(
+        config.terminals[1].address,
+        "10.9.9.9:4000".parse().unwrap()
+    );
+    assert_eq!(
+        config.terminals[1].device_id, "LANE-2",
+        "the rest of the entry stays"
+    );
+    assert_eq!(
+        config.terminals[2].poll_interval,
+        Duration::from_millis(500)
+    );
+    assert_eq!(
+        config.mqtt_fallback().unwrap().client_id,
+        "ecrlink-back-office"
+    );
+
+    // A whole value as JSON: the fallback, or a list of lanes added to the shorthand-free file.
+    let vars = env(&[
+        (
+            "ECRLINK_FALLBACK",
+            r#"{"mqtt": {"url": "mqtts://10.0.0.2"}}"#,
+        ),
+        ("ECRLINK_STARTTECNOLOGY", "mqtt"),
+        (
+            "ECRLINK_TERMINALS",
+            r#"[{"deviceId": "A", "terminalIp": "10.0.0.5"}]"#,
+        ),
+        ("ECRLINK_TERMINALS__1__DEVICEID", "B"),
+        ("ECRLINK_TERMINALS__1__TERMINALIP", "10.0.0.6"),
+    ]);
+    let config = config::load_from(None, &vars, &Overrides::default()).unwrap();
+    assert_eq!(
+        config.mqtt_fallback().unwrap().broker.to_string(),
+        "mqtts://10.0.0.2:8883"
+    );
+    assert_eq!(config.terminals.len(), 2);
+    assert!(config.terminals.iter().all(|t| t.fallback));
+    let client_id = &config.mqtt_fallback().unwrap().client_id;
+    assert!(
+        client_id.starts_with("ecrlink-") && client_id.len() > 8,
+        "from the host name: {client_id}"
+    );
+}
+
+#[test]
+fn environment_problems_name_the_variable_and_the_path() {
+    let vars = env(&[
+        ("ECRLINK_TERMINALS__0__TERMINALIP", "lane1.local"),
+        ("ECRLINK_TERMINALS__5__DEVICEID", "GAP"),
+        ("ECRLINK_TERMINALS__0__COLOUR", "red"),
+        ("ECRLINK_MQTT__URL", "mqtts://10.0.0.2"),
+    ]);
+    let text = fixture("store-three-lanes.json");
+    let (problems, text) = problems(config::load_from(Some(&text), &vars, &Overrides::default()));
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "terminals[5].deviceId",
+            "ECRLINK_TERMINALS__0__COLOUR",
+            "mqtt",
+            "terminals[0].terminalIp"
+        ],
+        "{text}"
+    );
+    assert!(problems[0].message.contains("use index 3"), "{text}");
+    assert_eq!(
+        problems[2].source.as_deref(),
+        Some("environment variable ECRLINK_MQTT__URL")
+    );
+    assert_eq!(
+        problems[3].source.as_deref(),
+        Some("environment variable ECRLINK_TERMINALS__0__TERMINALIP")
+    );
+}
+
+#[test]
+fn the_shorthand_from_the_command_line_meets_the_list() {
+    let cli = Overrides {
+        terminal_ip: Some("10.0.0.9".into()),
+        ..Overrides::default()
+    };
+    let text = fixture("store-three-lanes.json");
+    let (problems, text) = problems(config::load_from(Some(&text), &[], &cli));
+    assert_eq!(problems.len(), 1, "{text}");
+    assert_eq!(problems[0].key, "terminals");
+    assert!(problems[0].message.contains("terminalIp"), "{text}");
+    // With the shorthand the flag replaces the address.
+    let config = config::load_from(Some(&seed_text()), &[], &cli).unwrap();
+    assert_eq!(lane(&config).address, "10.0.0.9:3000".parse().unwrap());
+}
+
+#[test]
+fn a_problem_names_the_layer_its_value_came_from() {
+    let file =
+        r#"{"terminals": [{"deviceId": "A", "terminalIp": "10.0.0.5", "pollSeconds": "x"}]}"#;
+    let vars = env(&[("ECRLINK_RETRIES", "0")]);
+    let cli = overrides(&[("loopsBefore", json!(0))]);
+    let (problems, text) = problems(config::load_from(Some(file), &vars, &cli));
+    let source = |key: &str| {
+        let p = problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key}: {text}"));
+        p.source.clone().unwrap_or_default()
+    };
+    assert_eq!(source("terminals[0].pollSeconds"), "JSON text");
+    assert_eq!(source("retries"), "environment variable ECRLINK_RETRIES");
+    assert_eq!(source("loopsBefore"), "command line");
 }

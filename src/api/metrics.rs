@@ -7,6 +7,7 @@ use hyper::{Response, StatusCode};
 
 use super::{Api, ApiError};
 use crate::http::{Body, with_type};
+use crate::probe::{Health, LinkState};
 use crate::terminal::wire::TxnStatus;
 
 pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
@@ -62,6 +63,12 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
         journal.write_errors(),
     );
     series(
+        "counter",
+        "ecrlink_journal_commits_total",
+        "Journal commits (one fsync each; group commit carries many writes in one).",
+        journal.commits(),
+    );
+    series(
         "gauge",
         "ecrlink_journal_writable",
         "1 while the last journal write went through, 0 after a failed one.",
@@ -81,6 +88,7 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
             st.as_str()
         ));
     }
+    terminal_metrics(api, &mut out);
     out.push_str(&format!(
         "# HELP ecrlink_uptime_seconds Seconds since start.\n# TYPE ecrlink_uptime_seconds gauge\necrlink_uptime_seconds {}\n",
         api.started.elapsed().as_secs()
@@ -90,4 +98,79 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
         "text/plain; version=0.0.4",
         out.into_bytes(),
     ))
+}
+
+/// The per-terminal series, each labelled with its `device_id`.
+fn terminal_metrics(api: &Api, out: &mut String) {
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&Health) -> Vec<(String, f64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for t in &api.terminals {
+                let health = t.health.borrow();
+                for (extra, v) in value(&health) {
+                    out.push_str(&format!(
+                        "{name}{{device_id=\"{}\"{extra}}} {v}\n",
+                        t.device_id
+                    ));
+                }
+            }
+        };
+    family(
+        "ecrlink_terminal_link",
+        "gauge",
+        "1 for the terminal's current link state (unknown, up, degraded, down).",
+        &|h| {
+            let states = [
+                LinkState::Unknown,
+                LinkState::Up,
+                LinkState::Degraded,
+                LinkState::Down,
+            ];
+            let one = |s: LinkState| f64::from(u8::from(h.state == s));
+            states
+                .iter()
+                .map(|s| (format!(",state=\"{}\"", s.as_str()), one(*s)))
+                .collect()
+        },
+    );
+    family(
+        "ecrlink_terminal_link_changes_total",
+        "counter",
+        "Link state changes since start-up.",
+        &|h| vec![(String::new(), h.changes as f64)],
+    );
+    family(
+        "ecrlink_terminal_busy",
+        "gauge",
+        "1 while a transaction occupies the terminal.",
+        &|h| {
+            vec![(
+                String::new(),
+                f64::from(u8::from(api.payments.busy_with(&h.device_id).is_some())),
+            )]
+        },
+    );
+    family(
+        "ecrlink_terminal_on_fallback",
+        "gauge",
+        "1 while new work for the terminal starts on the push fallback.",
+        &|h| {
+            let active = api.payments.active_transport(&h.device_id);
+            vec![(
+                String::new(),
+                f64::from(u8::from(active.is_some_and(|t| t != "direct"))),
+            )]
+        },
+    );
+    family(
+        "ecrlink_terminal_icmp_rtt_milliseconds",
+        "gauge",
+        "Round-trip time of the last ICMP echo answered.",
+        &|h| {
+            h.last_icmp_rtt_ms
+                .map(|ms| (String::new(), ms))
+                .into_iter()
+                .collect()
+        },
+    );
 }

@@ -123,9 +123,7 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         (["v1", "terminals", device], &Method::GET) => {
             match api.terminals.iter().find(|t| t.device_id == *device) {
                 Some(t) => Ok(json(StatusCode::OK, &terminal_json(api, t))),
-                None => Err(ApiError::UnknownDevice(format!(
-                    "no terminal with deviceId {device} is configured"
-                ))),
+                None => Err(unknown_device(api, device)),
             }
         }
         ([], _)
@@ -250,11 +248,7 @@ async fn payment(
             Metrics::bump(&api.metrics.payments_replayed);
             result
         }
-        Err(SubmitError::UnknownDevice(d)) => {
-            return Err(ApiError::UnknownDevice(format!(
-                "no terminal with deviceId {d} is configured"
-            )));
-        }
+        Err(SubmitError::UnknownDevice(d)) => return Err(unknown_device(api, &d)),
         Err(e @ SubmitError::Conflict(_)) => {
             return Err(ApiError::TransactionConflict(e.to_string()));
         }
@@ -298,6 +292,15 @@ pub(super) fn result_response(mut r: TxnResult) -> Response<Body> {
     // Not final in time: the POS hears `unknown`, never a guess.
     r.status = TxnStatus::Unknown;
     json(StatusCode::GATEWAY_TIMEOUT, &r)
+}
+
+/// 404 `unknown_device`, naming the terminals that are configured.
+fn unknown_device(api: &Api, device: &str) -> ApiError {
+    let ids: Vec<&str> = api.terminals.iter().map(|t| t.device_id.as_str()).collect();
+    ApiError::UnknownDevice(format!(
+        "no terminal with deviceId {device} is configured; configured: {}",
+        ids.join(", ")
+    ))
 }
 
 fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {

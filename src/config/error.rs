@@ -1,5 +1,5 @@
 //! What can go wrong when loading the configuration, with enough detail to fix it:
-//! every problem names the key, the bad value (never a secret's) and where it came from.
+//! every problem names the key path, the bad value (never a secret's) and its source.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,15 +18,19 @@ pub enum ConfigError {
     },
 
     /// Not JSON, not UTF-8, or not a JSON object. `path` is `None` for JSON given as text.
-    #[error("{}: {message}", describe(path))]
+    #[error("{}: {message}", match path {
+        Some(path) => format!("config file {} is not valid", path.display()),
+        None => "config text is not valid".to_string(),
+    })]
     Syntax {
         path: Option<PathBuf>,
         message: String,
     },
 
-    /// Every problem found: those of the layers (environment, duplicate keys, unknown
-    /// keys) first, then one per bad key in the order of the keys.
-    #[error("{}", list(.0))]
+    /// Every problem found, one per line: those of the layers (environment, duplicate
+    /// keys) first, then unknown keys and shapes, then the values.
+    #[error("invalid configuration ({} problem{}):{}", .0.len(), if .0.len() == 1 { "" } else { "s" },
+            .0.iter().map(|p| format!("\n  {p}")).collect::<String>())]
     Invalid(Vec<Problem>),
 }
 
@@ -40,34 +44,16 @@ impl ConfigError {
     }
 }
 
-fn describe(path: &Option<PathBuf>) -> String {
-    match path {
-        Some(path) => format!("config file {} is not valid", path.display()),
-        None => "config text is not valid".to_string(),
-    }
-}
-
-fn list(problems: &[Problem]) -> String {
-    let mut text = match problems.len() {
-        1 => "invalid configuration (1 problem):".to_string(),
-        n => format!("invalid configuration ({n} problems):"),
-    };
-    for problem in problems {
-        text.push_str("\n  ");
-        text.push_str(&problem.to_string());
-    }
-    text
-}
-
 /// One thing wrong with one key.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    /// The JSON key, or the environment variable when the variable itself is wrong.
+    /// The key path (`port`, `terminals[1].terminalIp`, `fallback.mqtt.url`), or the
+    /// environment variable when the variable itself is wrong.
     pub key: String,
     /// The offending value as JSON; `None` for secrets, unknown keys and absent values.
     pub value: Option<String>,
-    /// Where the value came from: `default`, `file PATH`, `JSON text`,
-    /// `environment variable NAME` or `command line`.
+    /// Where the value came from: `file PATH`, `JSON text`, `environment variable
+    /// NAME` or `command line`; `None` for a default or a missing key.
     pub source: Option<String>,
     pub message: String,
 }
@@ -82,53 +68,5 @@ impl fmt::Display for Problem {
             write!(f, " (from {source})")?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn problem(key: &str, value: Option<&str>, source: Option<&str>) -> Problem {
-        Problem {
-            key: key.to_string(),
-            value: value.map(str::to_string),
-            source: source.map(str::to_string),
-            message: "must be something else".to_string(),
-        }
-    }
-
-    #[test]
-    fn invalid_lists_every_problem_on_its_own_line() {
-        let error = ConfigError::Invalid(vec![
-            problem("port", Some("\"abc\""), Some("file config.json")),
-            problem("SSL", None, None),
-        ]);
-        let text = error.to_string();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        assert_eq!(lines[0], "invalid configuration (2 problems):");
-        assert_eq!(
-            lines[1].trim(),
-            "port: must be something else, got \"abc\" (from file config.json)"
-        );
-        assert_eq!(lines[2].trim(), "SSL: must be something else");
-        assert_eq!(error.problems().len(), 2);
-    }
-
-    #[test]
-    fn syntax_names_the_file_or_the_text() {
-        let file = ConfigError::Syntax {
-            path: Some(PathBuf::from("config/config.json")),
-            message: "expected `,` at line 3 column 5".to_string(),
-        };
-        assert!(file.to_string().contains("config/config.json"));
-        assert!(file.to_string().contains("line 3 column 5"));
-        let text = ConfigError::Syntax {
-            path: None,
-            message: "x".to_string(),
-        };
-        assert!(text.to_string().starts_with("config text"));
-        assert!(text.problems().is_empty());
     }
 }

@@ -1,329 +1,266 @@
-//! The layers of configuration and their merge: defaults → JSON file → `ECRLINK_*`
-//! environment → command line. figment does the merge and remembers which layer each
-//! value came from, so a problem can say "from environment variable ECRLINK_PORT".
+//! The layers and their merge: the JSON file, then `ECRLINK_*` variables, then the
+//! command line, each setting a value at a key path and remembering where it came from,
+//! so a problem can say "from environment variable ECRLINK_PORT". Keys no layer set get
+//! the validation pass's defaults.
 //!
-//! Each layer is a plain JSON map wrapped in [`Layer`], not figment's `Json` and `Env`
-//! providers: the file is parsed here to report line/column, a UTF-8 BOM and duplicate
-//! keys, and environment values are kept as the exact strings given, because `Env`
-//! sniffs types ("0001" would become the number 1, a long numeric key would lose digits).
+//! A variable names a path with `__` between keys and list indexes (from 0), matched
+//! without regard to case: `ECRLINK_TERMINALS__1__TERMINALIP` sets `terminals[1].terminalIp`.
+//! Values stay the strings given (`"0001"` is not the number 1); a value that is a JSON
+//! object or list (`ECRLINK_FALLBACK='{"mqtt": …}'`) sets that whole value.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::path::Path;
-
-use figment::value::{Dict, Map as ProfileMap, Value as FigmentValue};
-use figment::{Figment, Metadata, Profile, Provider, Source};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::error::Problem;
-use super::keys;
+use super::error::{ConfigError, Problem};
+use super::schema::all_keys;
 
-/// The configuration after merging, with where each value came from.
-pub(super) struct Merged {
-    pub values: Map<String, Value>,
-    figment: Figment,
+/// Environment variables that set a key start with this (matched case-insensitively).
+pub(super) const ENV_PREFIX: &str = "ECRLINK_";
+/// Between the keys of a nested path in a variable's name.
+pub(super) const ENV_SEPARATOR: &str = "__";
+
+/// The merged values and, per key path a layer set, its source.
+pub(super) struct Layers {
+    pub tree: Value,
+    sources: Vec<(String, String)>,
 }
 
-impl Merged {
-    /// Where `key`'s value came from, e.g. `environment variable ECRLINK_PORT`.
-    pub fn source(&self, key: &str) -> Option<String> {
-        // figment reads "a.b" as a path into nested maps; such a key has no source here.
-        if key.contains('.') {
-            return None;
-        }
-        let metadata = self.figment.find_metadata(key)?;
-        Some(metadata.interpolate(&Profile::Default, &[key]))
-    }
+/// `["terminals", "1", "terminalIp"]` → `terminals[1].terminalIp` (keys are never numbers).
+fn display(path: &[String]) -> String {
+    let step = |(i, s): (usize, &String)| match s.parse::<usize>() {
+        Ok(_) => format!("[{s}]"),
+        Err(_) if i == 0 => s.clone(),
+        Err(_) => format!(".{s}"),
+    };
+    path.iter().enumerate().map(step).collect()
 }
 
-/// A JSON object read from a file or given as text, with the keys it held twice.
-pub(super) struct JsonLayer {
-    pub values: Map<String, Value>,
-    pub duplicates: Vec<String>,
+/// Whether `path` lies inside the value at `above` (`terminals[1].deviceId` in `terminals`).
+fn under(path: &str, above: &str) -> bool {
+    path.strip_prefix(above)
+        .is_some_and(|rest| rest.starts_with(['.', '[']))
 }
 
-/// Parses a config file's bytes. The error is a message with line and column.
-/// Notepad saves UTF-8 with a byte-order mark; it is skipped.
-pub(super) fn parse_json(bytes: &[u8]) -> Result<JsonLayer, String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (bad byte at offset {}); save the file as UTF-8",
-            e.valid_up_to()
-        )
-    })?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let layer = JsonLayer::deserialize(&mut deserializer).map_err(|e| e.to_string())?;
-    deserializer.end().map_err(|e| e.to_string())?;
-    Ok(layer)
-}
-
-impl<'de> Deserialize<'de> for JsonLayer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(JsonLayerVisitor)
-    }
-}
-
-struct JsonLayerVisitor;
-
-impl<'de> Visitor<'de> for JsonLayerVisitor {
-    type Value = JsonLayer;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object of settings, like {\"terminalIp\": \"192.168.1.20\"}")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<JsonLayer, A::Error> {
-        let mut layer = JsonLayer {
-            values: Map::new(),
-            duplicates: Vec::new(),
+impl Layers {
+    /// The file (`source` names it), parsed: its keys held twice are problems.
+    pub fn new(
+        file: Option<(&[u8], String)>,
+        problems: &mut Vec<Problem>,
+    ) -> Result<Layers, String> {
+        let Some((bytes, source)) = file else {
+            let tree = Value::Object(Map::new());
+            return Ok(Layers {
+                tree,
+                sources: Vec::new(),
+            });
         };
-        while let Some((key, value)) = access.next_entry::<String, Value>()? {
-            if layer.values.insert(key.clone(), value).is_some() && !layer.duplicates.contains(&key)
-            {
-                layer.duplicates.push(key);
-            }
-        }
-        Ok(layer)
-    }
-}
-
-/// Where the JSON layer came from.
-pub(super) enum Origin<'a> {
-    File(&'a Path),
-    Text,
-}
-
-/// Merges the layers. Problems found while building them (duplicate file keys,
-/// environment variables that name no key) come back to be reported with the rest.
-pub(super) fn merge(
-    json: Option<(JsonLayer, Origin<'_>)>,
-    env: &[(String, String)],
-    cli: &[(String, Value)],
-) -> (Merged, Vec<Problem>) {
-    let mut problems = Vec::new();
-    let mut figment = Figment::new().merge(Layer::new("default", keys::defaults()));
-
-    if let Some((json, origin)) = json {
-        let source = match origin {
-            Origin::File(path) => format!("file {}", path.display()),
-            Origin::Text => "JSON text".to_string(),
-        };
-        for key in json.duplicates {
+        let (tree, duplicates) = parse_json(bytes)?;
+        for key in duplicates {
+            let message = "appears more than once; only the last value would count".into();
             problems.push(Problem {
                 key,
                 value: None,
                 source: Some(source.clone()),
-                message: "appears more than once; only the last value would count".to_string(),
+                message,
             });
         }
-        let mut layer = Layer::new(&source, json.values);
-        if let Origin::File(path) = origin {
-            layer.metadata = layer.metadata.source(Source::File(path.to_path_buf()));
-        }
-        figment = figment.merge(layer);
+        let sources = tree.keys().map(|k| (k.clone(), source.clone())).collect();
+        Ok(Layers {
+            tree: Value::Object(tree),
+            sources,
+        })
     }
 
-    let (env_values, env_names) = env_layer(env, &mut problems);
-    let env_metadata = Metadata::named("environment variables").interpolater(move |_, path| {
-        match path.first().and_then(|key| env_names.get(*key)) {
-            Some(name) => format!("environment variable {name}"),
-            None => "environment variables".to_string(),
-        }
-    });
-    figment = figment.merge(Layer {
-        metadata: env_metadata,
-        values: env_values,
-    });
-
-    let cli_values = cli.iter().cloned().collect();
-    figment = figment.merge(Layer::new("command line", cli_values));
-
-    let values = match figment.extract::<Map<String, Value>>() {
-        Ok(values) => values,
-        Err(error) => {
-            // Every layer is a JSON map, so this is not expected; report it, don't panic.
-            problems.push(Problem {
-                key: error.path.join("."),
-                value: None,
-                source: None,
-                message: error.to_string(),
-            });
-            Map::new()
-        }
-    };
-    (Merged { values, figment }, problems)
-}
-
-/// Maps `ECRLINK_<KEY>` variables onto the exact JSON key names. A prefixed variable that
-/// names no key, or two variables naming the same key, is a problem: an override must never
-/// be silently ignored. Returns the values and, per key, the variable that set it.
-fn env_layer(
-    env: &[(String, String)],
-    problems: &mut Vec<Problem>,
-) -> (Map<String, Value>, HashMap<String, String>) {
-    let mut values = Map::new();
-    let mut names: HashMap<String, String> = HashMap::new();
-    for (name, value) in env {
-        let Some(suffix) = env_suffix(name) else {
-            continue;
-        };
-        let Some(key) = keys::from_env_suffix(suffix) else {
-            problems.push(Problem {
-                key: name.clone(),
-                value: None,
-                source: Some(format!("environment variable {name}")),
-                message: format!(
-                    "is not a setting: {}<KEY> must name a config key ({})",
-                    keys::ENV_PREFIX,
-                    keys::ALL.join(", ")
-                ),
-            });
-            continue;
-        };
-        if let Some(first) = names.get(key) {
-            problems.push(Problem {
-                key: key.to_string(),
-                value: None,
-                source: Some(format!("environment variables {first} and {name}")),
-                message: format!("is set by both {first} and {name}; keep one"),
-            });
-            continue;
-        }
-        names.insert(key.to_string(), name.clone());
-        values.insert(key.to_string(), Value::String(value.clone()));
+    /// Where the value at `path` came from: the layer that set it or a key above it,
+    /// else one that set a key inside it.
+    pub fn source(&self, path: &str) -> Option<String> {
+        let above = self
+            .sources
+            .iter()
+            .filter(|(p, _)| p == path || under(path, p));
+        let inside = || self.sources.iter().find(|(p, _)| under(p, path));
+        let found = above.max_by_key(|(p, _)| p.len()).or_else(inside);
+        found.map(|(_, s)| s.clone())
     }
-    (values, names)
+
+    fn set(&mut self, path: &[String], value: Value, source: &str) -> Result<(), String> {
+        let mut node = &mut self.tree;
+        for step in path {
+            node = match step.parse::<usize>() {
+                Err(_) => {
+                    if !node.is_object() {
+                        *node = Value::Object(Map::new());
+                    }
+                    let map = node.as_object_mut().expect("made an object");
+                    map.entry(step.clone()).or_insert(Value::Null)
+                }
+                Ok(i) => {
+                    if !node.is_array() {
+                        *node = Value::Array(Vec::new());
+                    }
+                    let items = node.as_array_mut().expect("made a list");
+                    let n = items.len();
+                    if i > n {
+                        return Err(format!(
+                            "the list has {n} entries: use index {n} to add one"
+                        ));
+                    }
+                    if i == n {
+                        items.push(Value::Null);
+                    }
+                    &mut items[i]
+                }
+            };
+        }
+        *node = value;
+        let at = display(path);
+        self.sources.retain(|(p, _)| *p != at && !under(p, &at));
+        self.sources.push((at, source.to_string()));
+        Ok(())
+    }
+
+    /// Applies `ECRLINK_*` variables. A variable that names no key, or a second one
+    /// naming the same path, is a problem: an override must never be silently ignored.
+    pub fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<Problem>) {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (name, value) in env {
+            let Some(suffix) = env_suffix(name) else {
+                continue;
+            };
+            let source = format!("environment variable {name}");
+            let problem = |key: String, message: String| {
+                let source = Some(source.clone());
+                Problem {
+                    key,
+                    value: None,
+                    source,
+                    message,
+                }
+            };
+            let Some(path) = env_path(suffix) else {
+                let message = format!(
+                    "is not a setting: {ENV_PREFIX}<KEY> must name a config key, nested keys \
+                     and list indexes joined by {ENV_SEPARATOR} (like ECRLINK_TERMINALS__0__TERMINALIP)"
+                );
+                problems.push(problem(name.clone(), message));
+                continue;
+            };
+            let at = display(&path);
+            if let Some((_, first)) = seen.iter().find(|(p, _)| *p == at) {
+                let message = format!("is set by both {first} and {name}; keep one");
+                problems.push(problem(at, message));
+                continue;
+            }
+            let value = match serde_json::from_str::<Value>(value) {
+                Ok(json @ (Value::Object(_) | Value::Array(_))) => json,
+                _ => Value::String(value.clone()),
+            };
+            if let Err(message) = self.set(&path, value, &source) {
+                problems.push(problem(at.clone(), message));
+            }
+            seen.push((at, name));
+        }
+    }
+
+    /// Applies command-line values, keyed by their exact top-level key names.
+    pub fn apply_cli(&mut self, values: Vec<(String, Value)>) {
+        for (key, value) in values {
+            let top_level = self.set(&[key], value, "command line");
+            top_level.expect("a top-level key is always settable");
+        }
+    }
 }
 
 /// The part after `ECRLINK_` (prefix matched case-insensitively), if the variable has it.
 fn env_suffix(name: &str) -> Option<&str> {
-    let prefix = name.get(..keys::ENV_PREFIX.len())?;
+    let prefix = name.get(..ENV_PREFIX.len())?;
     prefix
-        .eq_ignore_ascii_case(keys::ENV_PREFIX)
-        .then(|| &name[keys::ENV_PREFIX.len()..])
+        .eq_ignore_ascii_case(ENV_PREFIX)
+        .then(|| &name[ENV_PREFIX.len()..])
+}
+
+/// `TERMINALS__1__TERMINALIP` → `terminals`, `1`, `terminalIp`: keys spelled as in the file.
+fn env_path(suffix: &str) -> Option<Vec<String>> {
+    let step = |(i, part): (usize, &str)| match part.parse::<usize>() {
+        Ok(_) if i > 0 => Some(part.to_string()),
+        _ => all_keys()
+            .find(|k| k.eq_ignore_ascii_case(part))
+            .map(str::to_string),
+    };
+    suffix.split(ENV_SEPARATOR).enumerate().map(step).collect()
 }
 
 /// The process's `ECRLINK_*` variables. `std::env::vars` would panic on a non-UTF-8
 /// variable anywhere in the environment; ours must be UTF-8, others are none of our business.
-pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
+pub(super) fn process_env(problems: &mut Vec<Problem>) -> Vec<(String, String)> {
+    let ours = std::env::vars_os().filter_map(|(name, value)| {
+        let name = name
+            .into_string()
+            .ok()
+            .filter(|n| env_suffix(n).is_some())?;
+        Some((name, value.into_string()))
+    });
     let mut vars = Vec::new();
-    let mut problems = Vec::new();
-    for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().filter(|name| env_suffix(name).is_some()) else {
-            continue;
-        };
-        match value.into_string() {
-            Ok(value) => vars.push((name.to_string(), value)),
+    for (name, value) in ours {
+        match value {
+            Ok(value) => vars.push((name, value)),
             Err(_) => problems.push(Problem {
-                key: name.to_string(),
-                value: None,
                 source: Some(format!("environment variable {name}")),
+                key: name,
+                value: None,
                 message: "is not valid UTF-8".to_string(),
             }),
         }
     }
-    (vars, problems)
+    vars
 }
 
-/// One layer for figment: a JSON map and metadata whose interpolater names the source.
-struct Layer {
-    metadata: Metadata,
-    values: Map<String, Value>,
-}
-
-impl Layer {
-    fn new(source: &str, values: Map<String, Value>) -> Layer {
-        let source = source.to_string();
-        let metadata = Metadata::named(source.clone()).interpolater(move |_, _| source.clone());
-        Layer { metadata, values }
-    }
-}
-
-impl Provider for Layer {
-    fn metadata(&self) -> Metadata {
-        self.metadata.clone()
-    }
-
-    fn data(&self) -> Result<ProfileMap<Profile, Dict>, figment::Error> {
-        let mut dict = Dict::new();
-        for (key, value) in &self.values {
-            dict.insert(key.clone(), FigmentValue::serialize(value)?);
+/// A config file's object and the keys it held twice; the error has line and column.
+/// Notepad saves UTF-8 with a byte-order mark; it is skipped.
+fn parse_json(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<String>), String> {
+    struct TopLevel;
+    impl<'de> Visitor<'de> for TopLevel {
+        type Value = (Map<String, Value>, Vec<String>);
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object of settings, like {\"terminalIp\": \"192.168.1.20\"}")
         }
-        Ok(Profile::Default.collect(dict))
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let (mut values, mut duplicates) = (Map::new(), Vec::new());
+            while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                if values.insert(key.clone(), value).is_some() && !duplicates.contains(&key) {
+                    duplicates.push(key);
+                }
+            }
+            Ok((values, duplicates))
+        }
     }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        format!("not UTF-8 text (bad byte at offset {at}); save the file as UTF-8")
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let layer = (&mut deserializer)
+        .deserialize_map(TopLevel)
+        .map_err(|e| e.to_string())?;
+    deserializer.end().map_err(|e| e.to_string())?;
+    Ok(layer)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn json_errors_carry_line_and_column() {
-        let message = parse_json(b"{\n  \"port\": 3000,\n}").err().unwrap();
-        assert!(message.contains("line 3"), "{message}");
-        let message = parse_json(b"[1, 2]").err().unwrap();
-        assert!(message.contains("JSON object"), "{message}");
-        let message = parse_json(b"{} {}").err().unwrap();
-        assert!(message.contains("trailing"), "{message}");
-        let message = parse_json(b"{\"url\": \"caf\xE9\"}").err().unwrap();
-        assert!(message.contains("UTF-8"), "{message}");
-    }
-
-    #[test]
-    fn bom_is_skipped_and_duplicates_are_noted() {
-        let layer = parse_json(b"\xEF\xBB\xBF{\"mode\": \"B\", \"mode\": \"F\"}").unwrap();
-        assert_eq!(layer.values["mode"], "F");
-        assert_eq!(layer.duplicates, vec!["mode".to_string()]);
-    }
-
-    #[test]
-    fn env_values_stay_strings_and_sources_name_the_variable() {
-        let (merged, problems) = merge(None, &env(&[("ECRLINK_deviceId", "0001")]), &[]);
-        assert!(problems.is_empty());
-        assert_eq!(merged.values["deviceId"], "0001");
-        assert_eq!(
-            merged.source("deviceId").as_deref(),
-            Some("environment variable ECRLINK_deviceId")
-        );
-        assert_eq!(merged.source("port").as_deref(), Some("default"));
-    }
-
-    #[test]
-    fn later_layers_win_and_keep_their_source() {
-        let json = parse_json(br#"{"port": 1000, "retries": 5}"#).unwrap();
-        let cli = [("port".to_string(), Value::from(0))];
-        let (merged, _) = merge(
-            Some((json, Origin::File(Path::new("x.json")))),
-            &env(&[("ECRLINK_PORT", "2000")]),
-            &cli,
-        );
-        assert_eq!(merged.values["port"], 0);
-        assert_eq!(merged.source("port").as_deref(), Some("command line"));
-        assert_eq!(merged.source("retries").as_deref(), Some("file x.json"));
-    }
-
-    #[test]
-    fn unknown_and_ambiguous_variables_are_problems_others_ignored() {
-        let vars = env(&[
-            ("PATH", "/bin"),
-            ("ECRLINKX", "1"),
-            ("ECRLINK_BOGUS", "1"),
-            ("ECRLINK_PORT", "1"),
-            ("ecrlink_port", "2"),
-        ]);
-        let (merged, problems) = merge(None, &vars, &[]);
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["ECRLINK_BOGUS", "port"]);
-        assert!(problems[1].message.contains("ecrlink_port"));
-        assert_eq!(merged.values["port"], "1");
-    }
+/// The layers, then the validation pass.
+pub(super) fn build(
+    file: Option<(&[u8], String)>,
+    path: Option<&std::path::Path>,
+    env: &[(String, String)],
+    mut problems: Vec<Problem>,
+    cli: Vec<(String, Value)>,
+) -> Result<super::Config, ConfigError> {
+    let syntax = |message| ConfigError::Syntax {
+        path: path.map(Into::into),
+        message,
+    };
+    let mut layers = Layers::new(file, &mut problems).map_err(syntax)?;
+    layers.apply_env(env, &mut problems);
+    layers.apply_cli(cli);
+    super::validate::validate(layers, problems)
 }

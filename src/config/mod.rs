@@ -1,17 +1,18 @@
 //! Configuration: the vendor connector's mode F `config.json` as it is (strings for
-//! numbers and booleans included) plus ecrlink's own keys, layered
-//! defaults → JSON file → `ECRLINK_<KEY>` environment → command line, then read into
-//! typed values in one pass that reports every problem. No other module reads the
-//! environment or a config file. `config/examples/README.md` explains every key.
+//! numbers and booleans included) plus ecrlink's own keys, among them `terminals`, the
+//! lanes of a store. Loading has three steps: the layers (JSON file → `ECRLINK_*`
+//! environment → command line, in `layers`), serde structs that take any value
+//! (`schema`), and one validation pass that reports every problem with its key path,
+//! value and source (`validate`). No other module reads the environment or a config
+//! file. `config/examples/README.md` explains every key.
 
 mod error;
-mod fallback;
-mod keys;
 mod layers;
+mod schema;
 mod types;
 mod validate;
-mod values;
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,139 +20,139 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use error::{ConfigError, Problem};
-pub use fallback::MqttFallback;
-pub use types::{Mode, Secret, StartTechnology};
+pub use types::{Profile, Secret, StartTechnology};
 
-use layers::Origin;
+use crate::transport::mqtt::wire::BrokerUrl;
 
-/// The effective configuration, every value typed and checked.
+/// The effective configuration, every value typed and checked. The keys' meanings are in
+/// `config/examples/README.md`; the mode is always F, so it is not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where the integrator API listens (`url` + `port`; "localhost" is 127.0.0.1, port 0
-    /// asks for an ephemeral port).
+    /// `url` + `port`: where the API listens ("localhost" is 127.0.0.1; port 0 asks for a
+    /// free one).
     pub listen: SocketAddr,
-    /// `SSL`: serve the API over HTTPS.
+    /// `SSL`: the API over HTTPS.
     pub ssl: bool,
-    pub mode: Mode,
-    /// `deviceId`: `[A-Za-z0-9._-]{1,64}`.
-    pub device_id: String,
-    /// `terminalIp`: the terminal's fixed address (port 3000 when not given).
-    pub terminal_addr: SocketAddr,
-    /// `staticIptimeOut`: deadline for TCP connect plus TLS handshake to the terminal.
-    pub static_ip_timeout: Duration,
-    /// `startTecnology`: whether the push fallback is wanted.
+    /// `terminals`, or the one of the seed's `terminalIp`/`deviceId`. Never empty;
+    /// `deviceId`s and addresses are unique.
+    pub terminals: Vec<Terminal>,
     pub start_technology: StartTechnology,
-    /// `loopsBefore`: unanswered status polls in a row before switching transport.
     pub loops_before: u32,
-    /// `timeStop`: the longest a sale may take before the POS gets `unknown`.
     pub time_stop: Duration,
-    /// `retries`: most background reconciliation attempts after a sale ended `unknown`.
     pub retries: u32,
-    /// `pollSeconds`: interval of status polls during a sale; shorter than `time_stop`.
-    pub poll_interval: Duration,
-    pub certs_dir: PathBuf,
-    /// `journal`: the SQLite file of the transaction journal.
-    pub journal: PathBuf,
-    pub journal_retention_days: u32,
-    /// `probeIntervalMs`: interval of the reachability probes.
-    pub probe_interval: Duration,
-    /// `probeDownAfter` / `probeUpAfter`: failed rounds before `down`, good rounds before `up`.
-    pub probe_down_after: u32,
-    pub probe_up_after: u32,
-    /// `mdns`: browse for terminals that moved (off unless enabled with interfaces).
-    pub mdns: MdnsConfig,
-    /// `apiKey`: when set, API callers must present it.
-    pub api_key: Option<Secret>,
-    /// The seed's `key` (vendor installation key): accepted for compatibility, unused,
-    /// since ecrlink pairs by certificates.
-    pub key: Option<Secret>,
-    /// `fallback.mqtt`, as configured; [`Config::mqtt_fallback`] says whether it is on.
-    pub fallback: Option<MqttFallback>,
     /// `notFoundHorizonSeconds`: the least time between the two `not_found` lookups
     /// that let a transaction end "never arrived".
     pub not_found_horizon: Duration,
+    pub certs_dir: PathBuf,
+    pub journal: PathBuf,
+    pub journal_retention_days: u32,
+    pub probe_interval: Duration,
+    pub probe_down_after: u32,
+    pub probe_up_after: u32,
+    pub mdns: MdnsConfig,
+    pub api_key: Option<Secret>,
+    /// The seed's `key` (vendor installation key): accepted, unused (ecrlink pairs by
+    /// certificates).
+    pub key: Option<Secret>,
+    /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
+    pub fallback: Option<MqttFallback>,
 }
 
-/// `mdns: { "enabled": bool, "interfaces": ["eth0", …] }`.
+/// One lane's terminal; unset timings are the top-level ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terminal {
+    pub device_id: String,
+    /// `terminalIp`: its fixed address (port 3000 when not given).
+    pub address: SocketAddr,
+    pub profile: Profile,
+    /// `staticIptimeOut`: deadline for TCP connect plus TLS handshake.
+    pub static_ip_timeout: Duration,
+    /// `pollSeconds`: interval of status polls during a sale.
+    pub poll_interval: Duration,
+    /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
+    pub fallback: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MdnsConfig {
     pub enabled: bool,
     pub interfaces: Vec<String>,
 }
 
-/// Command-line overrides keyed by JSON key name, e.g. `("port", json!(0))`; they beat
-/// every other layer. A name that is not a key is reported like an unknown file key.
+/// `fallback.mqtt`: the broker and the gateway's identity towards it; the files default
+/// to `certsDir`'s client.pem (CN `ecrlink-gateway`), client.key and ca.pem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttFallback {
+    pub broker: BrokerUrl,
+    /// Unique per gateway on a broker; default `ecrlink-<host name>`.
+    pub client_id: String,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub ca_cert: PathBuf,
+}
+
+/// Command-line values; they beat every other layer. `values` holds any top-level key
+/// by its JSON name (a name that is not a key is reported like an unknown file key).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    pub port: Option<u16>,
+    pub terminal_ip: Option<String>,
+    pub journal: Option<PathBuf>,
+    pub certs_dir: Option<PathBuf>,
     pub values: Vec<(String, Value)>,
+}
+
+impl Overrides {
+    fn all(&self) -> Vec<(String, Value)> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| json!(p.display().to_string()));
+        let typed = [
+            ("port", self.port.map(Value::from)),
+            ("terminalIp", self.terminal_ip.clone().map(Value::from)),
+            ("journal", path(&self.journal)),
+            ("certsDir", path(&self.certs_dir)),
+        ];
+        let typed = typed
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)));
+        typed.chain(self.values.iter().cloned()).collect()
+    }
 }
 
 /// Loads the configuration from `path`, the process's `ECRLINK_*` variables and
 /// `overrides`. A missing file is `NotFound` when `path_is_explicit` (the user named
 /// it); a missing default file means "defaults and environment only", and the caller
 /// says so in its log.
-pub fn load(
-    path: &Path,
-    path_is_explicit: bool,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
-    let json = match std::fs::read(path) {
-        Ok(bytes) => {
-            let layer = layers::parse_json(&bytes).map_err(|message| ConfigError::Syntax {
-                path: Some(path.to_path_buf()),
-                message,
-            })?;
-            Some((layer, Origin::File(path)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if path_is_explicit {
-                return Err(ConfigError::NotFound {
-                    path: path.to_path_buf(),
-                });
-            }
-            None
+pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Config, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == ErrorKind::NotFound && !path_is_explicit => None,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(ConfigError::NotFound { path: path.into() });
         }
         Err(source) => {
             return Err(ConfigError::Io {
-                path: path.to_path_buf(),
+                path: path.into(),
                 source,
             });
         }
     };
-    let (env, env_problems) = layers::process_env();
-    build(json, &env, env_problems, overrides)
+    let file = bytes
+        .as_deref()
+        .map(|b| (b, format!("file {}", path.display())));
+    let mut problems = Vec::new();
+    let env = layers::process_env(&mut problems);
+    layers::build(file, Some(path), &env, problems, cli.all())
 }
 
-/// Like [`load`] but pure: the JSON is given as text (or absent) and the environment
+/// Like [`load`] but with the JSON given as text (or absent) and the environment given
 /// explicitly, with the same `ECRLINK_` rules; the process environment is not read.
 pub fn load_from(
     json_text: Option<&str>,
     env: &[(String, String)],
-    overrides: &Overrides,
+    cli: &Overrides,
 ) -> Result<Config, ConfigError> {
-    let json = match json_text {
-        Some(text) => {
-            let layer =
-                layers::parse_json(text.as_bytes()).map_err(|message| ConfigError::Syntax {
-                    path: None,
-                    message,
-                })?;
-            Some((layer, Origin::Text))
-        }
-        None => None,
-    };
-    build(json, env, Vec::new(), overrides)
-}
-
-fn build(
-    json: Option<(layers::JsonLayer, Origin<'_>)>,
-    env: &[(String, String)],
-    mut problems: Vec<Problem>,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
-    let (merged, merge_problems) = layers::merge(json, env, &overrides.values);
-    problems.extend(merge_problems);
-    validate::validate(&merged, problems)
+    let file = json_text.map(|text| (text.as_bytes(), "JSON text".to_string()));
+    layers::build(file, None, env, Vec::new(), cli.all())
 }
 
 impl Config {
@@ -163,8 +164,9 @@ impl Config {
     }
 
     /// The effective configuration in the seed's key names, as `ecrlink config check`
-    /// prints it: secrets as "***", durations in seconds (`probeIntervalMs` in ms).
-    /// Without the secrets it loads back into the same `Config`.
+    /// prints it: every terminal with its own timings, secrets as "***", durations in
+    /// seconds (`probeIntervalMs` in ms). Without the secrets it loads back into the
+    /// same `Config`.
     pub fn effective(&self) -> Value {
         let mask = |secret: &Option<Secret>| secret.as_ref().map(|_| "***");
         // Whole seconds print as integers, as the seed writes them.
@@ -172,32 +174,42 @@ impl Config {
             0 => json!(d.as_secs()),
             _ => json!(d.as_secs_f64()),
         };
+        let terminals: Vec<Value> = (self.terminals.iter())
+            .map(|t| {
+                json!({
+                    "deviceId": t.device_id, "terminalIp": t.address.to_string(),
+                    "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
+                    "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
+                })
+            })
+            .collect();
         let mut effective = json!({
-            keys::PORT: self.listen.port(),
-            keys::URL: self.listen.ip().to_string(),
-            keys::TERMINAL_IP: self.terminal_addr.to_string(),
-            keys::STATIC_IP_TIMEOUT: seconds(self.static_ip_timeout),
-            keys::KEY: mask(&self.key),
-            keys::MODE: self.mode.as_str(),
-            keys::SSL: self.ssl,
-            keys::START_TECHNOLOGY: self.start_technology.as_str(),
-            keys::LOOPS_BEFORE: self.loops_before,
-            keys::TIME_STOP: seconds(self.time_stop),
-            keys::RETRIES: self.retries,
-            keys::DEVICE_ID: self.device_id,
-            keys::CERTS_DIR: self.certs_dir.to_string_lossy(),
-            keys::POLL_SECONDS: seconds(self.poll_interval),
-            keys::JOURNAL: self.journal.to_string_lossy(),
-            keys::JOURNAL_RETENTION_DAYS: self.journal_retention_days,
-            keys::PROBE_INTERVAL_MS: u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX),
-            keys::API_KEY: mask(&self.api_key),
-            keys::PROBE_DOWN_AFTER: self.probe_down_after,
-            keys::PROBE_UP_AFTER: self.probe_up_after,
-            keys::MDNS: { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
-            keys::NOT_FOUND_HORIZON: seconds(self.not_found_horizon),
+            "port": self.listen.port(),
+            "url": self.listen.ip().to_string(),
+            "SSL": self.ssl,
+            "mode": "F",
+            "key": mask(&self.key),
+            "apiKey": mask(&self.api_key),
+            "startTecnology": self.start_technology.as_str(),
+            "loopsBefore": self.loops_before,
+            "timeStop": seconds(self.time_stop),
+            "retries": self.retries, "notFoundHorizonSeconds": seconds(self.not_found_horizon),
+            "certsDir": self.certs_dir.to_string_lossy(),
+            "journal": self.journal.to_string_lossy(),
+            "journalRetentionDays": self.journal_retention_days,
+            "probeIntervalMs": u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX),
+            "probeDownAfter": self.probe_down_after,
+            "probeUpAfter": self.probe_up_after,
+            "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
+            "terminals": terminals,
         });
-        if let (Some(fallback), Value::Object(map)) = (&self.fallback, &mut effective) {
-            map.insert(keys::FALLBACK.to_string(), fallback.effective());
+        if let Some(m) = &self.fallback {
+            effective["fallback"] = json!({ "mqtt": {
+                "url": m.broker.to_string(), "clientId": m.client_id,
+                "clientCert": m.client_cert.to_string_lossy(),
+                "clientKey": m.client_key.to_string_lossy(),
+                "caCert": m.ca_cert.to_string_lossy(),
+            }});
         }
         effective
     }

@@ -1,5 +1,5 @@
-//! The small typed values of the configuration: secrets, the connector mode and the
-//! push technology named by the seed's `startTecnology`.
+//! The small typed values of the configuration: secrets, the push technology named by
+//! the seed's `startTecnology` and a terminal's protocol profile.
 
 use std::fmt;
 
@@ -31,40 +31,21 @@ impl fmt::Display for Secret {
     }
 }
 
-/// The connector mode. The vendor's modes B (standard) and S (proxy) pair and relay
-/// through its cloud; ecrlink is cloud-free and only runs F, the fixed-IP mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    F,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::F => "F",
-        }
-    }
-
-    /// Reads the seed's `mode` value; the error is the whole message for the user.
-    pub(super) fn parse(text: &str) -> Result<Mode, String> {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "F" => Ok(Mode::F),
-            "B" | "S" => Err("modes B and S need the vendor's cloud (Pushy/SignalR via \
-                              Azure); ecrlink is cloud-free and runs mode F only: set \
-                              \"mode\": \"F\" and \"terminalIp\""
-                .to_string()),
-            _ => Err(
-                "must be \"F\" (the only mode ecrlink runs; the vendor's B and S need \
-                      its cloud)"
-                    .to_string(),
-            ),
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The seed's `mode`. Its B (standard) and S (proxy) pair and relay through the vendor's
+/// cloud; ecrlink is cloud-free and runs only F, the fixed-IP mode, so F is all a valid
+/// configuration can say and the value is not kept.
+pub(super) fn check_mode(text: &str) -> Result<(), String> {
+    match text.trim().to_ascii_uppercase().as_str() {
+        "F" => Ok(()),
+        "B" | "S" => Err(
+            "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); \
+                          ecrlink is cloud-free and runs mode F only: set \"mode\": \"F\" and \
+                          \"terminalIp\""
+                .into(),
+        ),
+        _ => Err(
+            "must be \"F\" (the only mode ecrlink runs; B and S need the vendor's cloud)".into(),
+        ),
     }
 }
 
@@ -80,13 +61,10 @@ pub enum StartTechnology {
 }
 
 impl StartTechnology {
+    const ALL: [StartTechnology; 4] = [Self::None, Self::Pushy, Self::Signalr, Self::Mqtt];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            StartTechnology::None => "none",
-            StartTechnology::Pushy => "pushy",
-            StartTechnology::Signalr => "signalr",
-            StartTechnology::Mqtt => "mqtt",
-        }
+        ["none", "pushy", "signalr", "mqtt"][self as usize]
     }
 
     /// Whether the push fallback is wanted at all (it still needs its own settings).
@@ -95,58 +73,29 @@ impl StartTechnology {
     }
 
     pub(super) fn parse(text: &str) -> Result<StartTechnology, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(StartTechnology::None),
-            "pushy" => Ok(StartTechnology::Pushy),
-            "signalr" => Ok(StartTechnology::Signalr),
-            "mqtt" => Ok(StartTechnology::Mqtt),
-            _ => Err("must be one of none, pushy, signalr, mqtt".to_string()),
-        }
+        let text = text.trim().to_ascii_lowercase();
+        let found = Self::ALL.into_iter().find(|t| t.as_str() == text);
+        found.ok_or_else(|| "must be one of none, pushy, signalr, mqtt".into())
     }
 }
 
-impl fmt::Display for StartTechnology {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The protocol a terminal speaks: only the InStore REST protocol today; the key exists
+/// so that a second one can be chosen per terminal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    #[default]
+    Instore,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_never_prints() {
-        let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret}"), "***");
-        assert_eq!(format!("{secret:?}"), "***");
-        assert_eq!(format!("{:?}", Some(secret.clone())), "Some(***)");
-        assert_eq!(secret.expose(), "hunter2");
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        "instore"
     }
 
-    #[test]
-    fn mode_f_only_and_cloud_modes_explained() {
-        assert_eq!(Mode::parse("F"), Ok(Mode::F));
-        assert_eq!(Mode::parse(" f "), Ok(Mode::F));
-        for cloud in ["B", "S", "s"] {
-            let message = Mode::parse(cloud).unwrap_err();
-            assert!(message.contains("cloud-free"), "{message}");
-            assert!(message.contains("\"mode\": \"F\""), "{message}");
+    pub(super) fn parse(text: &str) -> Result<Profile, String> {
+        match text.trim().eq_ignore_ascii_case("instore") {
+            true => Ok(Profile::Instore),
+            false => Err("must be \"instore\" (the only terminal protocol ecrlink speaks)".into()),
         }
-        assert!(Mode::parse("X").unwrap_err().contains("\"F\""));
-    }
-
-    #[test]
-    fn start_technology_is_case_insensitive() {
-        assert_eq!(StartTechnology::parse("Pushy"), Ok(StartTechnology::Pushy));
-        assert_eq!(
-            StartTechnology::parse("SignalR"),
-            Ok(StartTechnology::Signalr)
-        );
-        assert_eq!(StartTechnology::parse("MQTT"), Ok(StartTechnology::Mqtt));
-        assert_eq!(StartTechnology::parse("none"), Ok(StartTechnology::None));
-        assert!(!StartTechnology::None.wants_push_fallback());
-        assert!(StartTechnology::Signalr.wants_push_fallback());
-        assert!(StartTechnology::parse("carrier-pigeon").is_err());
     }
 }

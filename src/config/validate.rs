@@ -1,362 +1,434 @@
-//! The typed pass over the merged map: every key read into its type, every problem
-//! collected (not just the first), each naming the key, the bad value and its source.
-//!
-//! The seed writes numbers and booleans as strings ("port": "3000", "SSL": "True") and
-//! environment values are always strings: `values` reads them whichever way they come.
+//! The one validation pass: the merged values read into [`RawConfig`], then every key
+//! typed and checked, each problem collected (not just the first) with its key path
+//! (`terminals[1].terminalIp`), the bad value (never a secret's) and its source. The
+//! defaults live here, next to their key.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::Config;
 use super::error::{ConfigError, Problem};
-use super::keys::{self, *};
-use super::layers::Merged;
-use super::types::{Mode, Secret, StartTechnology};
-use super::values::{
-    boolean, number, parse_device_id, parse_listen_ip, parse_path, parse_terminal_addr,
-    scalar_text, whole_number,
+use super::layers::Layers;
+use super::schema::{
+    Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal, fields,
 };
+use super::types::{Profile, StartTechnology, check_mode};
+use super::{Config, MdnsConfig, MqttFallback, Terminal};
+use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON, DEFAULT_PORT};
+use crate::pki;
+use crate::probe::health::{DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER};
 
-/// Bounds of the timing keys. The upper bounds of `timeStop` and `probeIntervalMs` are
-/// only there to keep `Instant + duration` far from overflow.
-const MAX_STATIC_IP_TIMEOUT_SECS: f64 = 120.0;
-const MAX_TIME_STOP_SECS: f64 = 86_400.0;
-const MAX_POLL_SECS: f64 = 300.0;
-const MAX_NOT_FOUND_HORIZON_SECS: f64 = 300.0;
-const MIN_PROBE_INTERVAL_MS: u64 = 100;
-const MAX_PROBE_INTERVAL_MS: u64 = 3_600_000;
-const MAX_PROBE_ROUNDS: u64 = 100;
+const MAX_NAME_LEN: usize = 64;
+const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
-pub(super) fn validate(merged: &Merged, problems: Vec<Problem>) -> Result<Config, ConfigError> {
-    let mut r = Reader { merged, problems };
-    r.unknown_keys();
-
-    let port = r
-        .integer(PORT, 0, u64::from(u16::MAX))
-        .and_then(|n| u16::try_from(n).ok());
-    let listen_ip = r.parsed(URL, parse_listen_ip);
-    let ssl = r.boolean(SSL);
-    let mode = r.parsed(MODE, Mode::parse);
-    let device_id = r.parsed(DEVICE_ID, parse_device_id);
-    let terminal_addr = r.parsed(TERMINAL_IP, parse_terminal_addr);
-    let static_ip_timeout = r.seconds(STATIC_IP_TIMEOUT, MAX_STATIC_IP_TIMEOUT_SECS);
-    let start_technology = r.parsed(START_TECHNOLOGY, StartTechnology::parse);
-    let loops_before = r.count(LOOPS_BEFORE);
-    let time_stop = r.seconds(TIME_STOP, MAX_TIME_STOP_SECS);
-    let retries = r.count(RETRIES);
-    let poll_interval = r.seconds(POLL_SECONDS, MAX_POLL_SECS);
-    if let (Some(poll), Some(stop)) = (poll_interval, time_stop)
-        && poll >= stop
-    {
-        let message = format!(
-            "must be shorter than timeStop ({} s): a sale would time out before its first \
-             status poll",
-            stop.as_secs_f64()
-        );
-        r.problem(POLL_SECONDS, message);
-    }
-    let certs_dir = r.parsed(CERTS_DIR, parse_path);
-    let journal = r.parsed(JOURNAL, parse_path);
-    let journal_retention_days = r.count(JOURNAL_RETENTION_DAYS);
-    let probe_interval = r
-        .integer(
-            PROBE_INTERVAL_MS,
-            MIN_PROBE_INTERVAL_MS,
-            MAX_PROBE_INTERVAL_MS,
-        )
-        .map(Duration::from_millis);
-    let api_key = r.secret(API_KEY);
-    let key = r.secret(KEY);
-    let probe_down_after = r
-        .integer(PROBE_DOWN_AFTER, 1, MAX_PROBE_ROUNDS)
-        .map(|n| n as u32);
-    let probe_up_after = r
-        .integer(PROBE_UP_AFTER, 1, MAX_PROBE_ROUNDS)
-        .map(|n| n as u32);
-    let mdns = r.mdns();
-    let not_found_horizon = r.seconds(NOT_FOUND_HORIZON, MAX_NOT_FOUND_HORIZON_SECS);
-    if not_found_horizon.is_some_and(|h| h < Duration::from_secs(1)) {
-        r.problem(
-            NOT_FOUND_HORIZON,
-            "must be at least 1 s: \"never arrived\" needs two lookups some time apart".to_string(),
-        );
-    }
-    let fallback = super::fallback::read(
-        merged.values.get(FALLBACK),
-        merged.source(FALLBACK),
-        certs_dir.as_deref(),
-        &mut r.problems,
-    );
-
-    match (
-        port,
-        listen_ip,
-        ssl,
-        mode,
-        device_id,
-        terminal_addr,
-        static_ip_timeout,
-        start_technology,
-        loops_before,
-        time_stop,
-        retries,
-        poll_interval,
-        certs_dir,
-        journal,
-        journal_retention_days,
-        probe_interval,
-        api_key,
-        key,
-        fallback,
-    ) {
-        (
-            Some(port),
-            Some(listen_ip),
-            Some(ssl),
-            Some(mode),
-            Some(device_id),
-            Some(terminal_addr),
-            Some(static_ip_timeout),
-            Some(start_technology),
-            Some(loops_before),
-            Some(time_stop),
-            Some(retries),
-            Some(poll_interval),
-            Some(certs_dir),
-            Some(journal),
-            Some(journal_retention_days),
-            Some(probe_interval),
-            Some(api_key),
-            Some(key),
-            Some(fallback),
-        ) if r.problems.is_empty() => Ok(Config {
-            listen: SocketAddr::new(listen_ip, port),
-            ssl,
-            mode,
-            device_id,
-            terminal_addr,
-            static_ip_timeout,
-            start_technology,
-            loops_before,
-            time_stop,
-            retries,
-            poll_interval,
-            certs_dir,
-            journal,
-            journal_retention_days,
-            probe_interval,
-            api_key,
-            key,
-            probe_down_after: probe_down_after.unwrap_or_default(),
-            probe_up_after: probe_up_after.unwrap_or_default(),
-            mdns: mdns.unwrap_or_default(),
-            fallback,
-            not_found_horizon: not_found_horizon
-                .unwrap_or(crate::constants::DEFAULT_NOT_FOUND_HORIZON),
-        }),
-        _ => {
-            debug_assert!(!r.problems.is_empty(), "a key failed without a problem");
-            Err(ConfigError::Invalid(r.problems))
-        }
+pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config, ConfigError> {
+    let mut r = Reader {
+        layers: &layers,
+        problems,
+    };
+    let raw = r.strict("", layers.tree.as_object().cloned().unwrap_or_default());
+    match config(&mut r, raw) {
+        Some(config) if r.problems.is_empty() => Ok(config),
+        _ => Err(ConfigError::Invalid(r.problems)),
     }
 }
 
-/// Reads keys out of the merged map; every `None` it returns has pushed a problem.
+fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
+    let s = Duration::from_secs;
+    let port = r.get("port", raw.port, DEFAULT_PORT, &ok);
+    let url = r.get("url", raw.url, [127, 0, 0, 1].into(), &ok);
+    let ssl = r.get("SSL", raw.ssl, true, &ok);
+    r.get("mode", raw.mode, "F".into(), &|mode| check_mode(mode));
+    let timeout = r.get("staticIptimeOut", raw.static_ip_timeout, s(5), &secs(120.0));
+    let push = r.get(
+        "startTecnology",
+        raw.start_technology,
+        StartTechnology::None,
+        &ok,
+    );
+    let loops_before = r.get("loopsBefore", raw.loops_before, 3, &count);
+    let time_stop = r.get("timeStop", raw.time_stop, s(240), &secs(86_400.0));
+    let poll = r.get("pollSeconds", raw.poll_seconds, s(10), &secs(300.0));
+    let retries = r.get("retries", raw.retries, 600, &count);
+    let horizon = range(
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart",
+    );
+    let not_found_horizon = r.get(
+        "notFoundHorizonSeconds",
+        raw.not_found_horizon_seconds,
+        DEFAULT_NOT_FOUND_HORIZON,
+        &horizon,
+    );
+    let key = r
+        .opt("key", raw.key, &ok)
+        .map(|k| k.filter(|k| !k.expose().is_empty()));
+    let empty = range(
+        1,
+        usize::MAX,
+        "must not be empty (remove it to run without an API key)",
+    );
+    let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
+    let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
+    let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
+    let retention = r.get(
+        "journalRetentionDays",
+        raw.journal_retention_days,
+        90,
+        &count,
+    );
+    let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
+    let probe = r.get("probeIntervalMs", raw.probe_interval_ms, 1000, &ms);
+    let down = r.get(
+        "probeDownAfter",
+        raw.probe_down_after,
+        DEFAULT_DOWN_AFTER,
+        &rounds,
+    );
+    let up = r.get(
+        "probeUpAfter",
+        raw.probe_up_after,
+        DEFAULT_UP_AFTER,
+        &rounds,
+    );
+    let mdns: RawMdns = r.nested("mdns", raw.mdns);
+    let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
+    let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
+    if enabled == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
+        let message = "mdns.interfaces must name the interfaces to browse on (the mDNS daemon \
+                       would otherwise join every interface of the machine)";
+        r.problem("mdns", None, message);
+    }
+    let fallback = r.nested("fallback", raw.fallback);
+    let fallback = mqtt_fallback(r, fallback, certs_dir.as_deref());
+    let pushing = push.is_some_and(StartTechnology::wants_push_fallback);
+    let lane = Terminal {
+        device_id: DEFAULT_DEVICE_ID.into(),
+        address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+        profile: Profile::Instore,
+        static_ip_timeout: timeout.unwrap_or_default(),
+        poll_interval: poll.unwrap_or_default(),
+        fallback: pushing && matches!(fallback, Some(Some(_))),
+    };
+    let shorthand = (raw.terminal_ip, raw.device_id);
+    let terminals = lanes(r, raw.terminals, shorthand, &lane, (poll, time_stop));
+    Some(Config {
+        listen: SocketAddr::new(url?, port?),
+        ssl: ssl?,
+        terminals: terminals?,
+        start_technology: push?,
+        loops_before: loops_before?,
+        time_stop: time_stop?,
+        retries: retries?,
+        not_found_horizon: not_found_horizon?,
+        certs_dir: certs_dir?,
+        journal: journal?,
+        journal_retention_days: retention?,
+        probe_interval: Duration::from_millis(probe?),
+        probe_down_after: down?,
+        probe_up_after: up?,
+        mdns: MdnsConfig {
+            enabled: enabled?,
+            interfaces: interfaces?,
+        },
+        api_key: api_key?,
+        key: key?,
+        fallback: fallback?,
+    })
+}
+
+/// `terminals`, or the shorthand's one terminal; `lane` has the top-level settings.
+fn lanes(
+    r: &mut Reader,
+    list: Option<Lenient<Vec<Value>>>,
+    (ip, id): (Option<Lenient<SocketAddr>>, Option<Lenient<String>>),
+    lane: &Terminal,
+    (poll, stop): (Option<Duration>, Option<Duration>),
+) -> Option<Vec<Terminal>> {
+    let long = |stop| {
+        poll.filter(|poll| *poll >= stop)
+            .map(|_| shorter_than(stop))
+    };
+    let top_poll_too_long = stop.and_then(long);
+    // `None` for the shorthand; a list that is not one was reported and reads as empty.
+    let Some(list) = r.opt("terminals", list, &ok).unwrap_or(Some(Vec::new())) else {
+        if let Some(message) = top_poll_too_long {
+            r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
+        }
+        let device_id = r.opt("deviceId", id, &|t| name(t));
+        let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
+                       \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
+        let address = r.need("terminalIp", ip.unwrap_or_default(), missing, &ok);
+        let device_id = device_id?.unwrap_or(lane.device_id.clone());
+        return Some(vec![Terminal {
+            device_id,
+            address: address?,
+            ..lane.clone()
+        }]);
+    };
+    let given = [
+        ("\"terminalIp\"", ip.is_some()),
+        ("\"deviceId\"", id.is_some()),
+    ];
+    let given: Vec<&str> = given
+        .into_iter()
+        .filter_map(|(k, given)| given.then_some(k))
+        .collect();
+    if !given.is_empty() {
+        let keys = given.join(" and ");
+        let message = format!(
+            "cannot be used together with the top-level {keys}, the shorthand for a one-entry \
+             list: move them into \"terminals\""
+        );
+        r.problem("terminals", None, message);
+    }
+    if list.is_empty() && !r.problems.iter().any(|p| p.key == "terminals") {
+        let message = format!("must list at least one terminal, like [{LANE}]");
+        r.problem("terminals", Some(&Value::Array(Vec::new())), message);
+    }
+    let (n, mut read, mut top_poll_used) = (list.len(), Vec::new(), false);
+    for (i, entry) in list.into_iter().enumerate() {
+        let Value::Object(map) = entry else {
+            let message = format!("must be an object like {LANE}");
+            r.problem(&format!("terminals[{i}]"), Some(&entry), message);
+            continue;
+        };
+        let raw: RawTerminal = r.strict(&format!("terminals[{i}]"), map);
+        top_poll_used |= raw.poll_seconds.is_none();
+        read.extend(terminal(r, i, raw, lane, stop).map(|t| (i, t)));
+    }
+    if let (true, Some(message)) = (top_poll_used, top_poll_too_long) {
+        r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
+    }
+    for (j, (i, terminal)) in read.iter().enumerate() {
+        let twin = |same: &dyn Fn(&Terminal) -> bool| read[..j].iter().find(|(_, t)| same(t));
+        if let Some((first, _)) = twin(&|t| t.device_id == terminal.device_id) {
+            let message = format!("is also the deviceId of terminals[{first}]: each needs its own");
+            let id = Value::from(terminal.device_id.clone());
+            r.problem(&format!("terminals[{i}].deviceId"), Some(&id), message);
+        }
+        if let Some((first, _)) = twin(&|t| t.address == terminal.address) {
+            let message = format!("is also the address of terminals[{first}]: each has its own");
+            let addr = Value::from(terminal.address.to_string());
+            r.problem(&format!("terminals[{i}].terminalIp"), Some(&addr), message);
+        }
+    }
+    (read.len() == n).then(|| read.into_iter().map(|(_, t)| t).collect())
+}
+
+fn terminal(
+    r: &mut Reader,
+    i: usize,
+    raw: RawTerminal,
+    lane: &Terminal,
+    stop: Option<Duration>,
+) -> Option<Terminal> {
+    let at = |key: &str| format!("terminals[{i}].{key}");
+    let missing_id = "the deviceId the POS names this lane's terminal by";
+    let device_id = r.need(&at("deviceId"), raw.device_id, missing_id, &|t| name(t));
+    let missing_ip = "the terminal's fixed IP address, like \"192.168.1.21\"";
+    let address = r.need(&at("terminalIp"), raw.terminal_ip, missing_ip, &ok);
+    let profile = r.get(&at("profile"), raw.profile, Profile::Instore, &ok);
+    let timeout = r.opt(&at("staticIptimeOut"), raw.static_ip_timeout, &secs(120.0));
+    let poll = r.opt(&at("pollSeconds"), raw.poll_seconds, &|poll| match stop {
+        Some(stop) if *poll >= stop => Err(shorter_than(stop)),
+        _ => secs(300.0)(poll),
+    });
+    let fallback = r.opt(&at("fallback"), raw.fallback, &ok);
+    Some(Terminal {
+        device_id: device_id?,
+        address: address?,
+        profile: profile?,
+        static_ip_timeout: timeout?.unwrap_or(lane.static_ip_timeout),
+        poll_interval: poll?.unwrap_or(lane.poll_interval),
+        fallback: lane.fallback && fallback?.unwrap_or(true),
+    })
+}
+
+/// `fallback.mqtt`; the files default to the certificates folder.
+fn mqtt_fallback(
+    r: &mut Reader,
+    raw: RawFallback,
+    dir: Option<&Path>,
+) -> Option<Option<MqttFallback>> {
+    let Some(map) = r.opt("fallback.mqtt", raw.mqtt, &ok)? else {
+        return Some(None);
+    };
+    let mqtt: RawMqtt = r.strict("fallback.mqtt", map);
+    let missing = "the broker's address, like \"mqtts://192.168.1.10:8883\"";
+    let broker = r.need("fallback.mqtt.url", mqtt.url, missing, &ok);
+    let client_id = r.opt("fallback.mqtt.clientId", mqtt.client_id, &|t| name(t));
+    let mut file = |key: &str, field, default: &str| {
+        let given = r.opt(&format!("fallback.mqtt.{key}"), field, &ok)?;
+        given.or_else(|| Some(dir?.join(default)))
+    };
+    let client_cert = file("clientCert", mqtt.client_cert, pki::CLIENT_CERT);
+    let client_key = file("clientKey", mqtt.client_key, pki::CLIENT_KEY);
+    let ca_cert = file("caCert", mqtt.ca_cert, pki::CA_CERT);
+    Some(Some(MqttFallback {
+        broker: broker?,
+        client_id: client_id?.unwrap_or_else(default_client_id),
+        client_cert: client_cert?,
+        client_key: client_key?,
+        ca_cert: ca_cert?,
+    }))
+}
+
+/// `ecrlink-<host name>`, so two gateways on one broker do not take each other's session.
+fn default_client_id() -> String {
+    let host = (std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_default();
+    let safe = |c: char| if c.is_ascii_alphanumeric() { c } else { '-' };
+    let host: String = host
+        .trim()
+        .chars()
+        .map(safe)
+        .take(MAX_NAME_LEN - 8)
+        .collect();
+    match host.is_empty() {
+        true => pki::GATEWAY_CLIENT_CN.to_string(),
+        false => format!("ecrlink-{host}"),
+    }
+}
+
+type Check<'a, T> = &'a dyn Fn(&T) -> Result<(), String>;
+
+fn ok<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+fn range<T: PartialOrd + Copy>(lo: T, hi: T, why: &str) -> impl Fn(&T) -> Result<(), String> {
+    move |v| (lo..=hi).contains(v).then_some(()).ok_or(why.to_string())
+}
+
+/// Seconds above 0 (the type's check) and at most `max`. The upper bounds of `timeStop`
+/// and `probeIntervalMs` only keep `Instant + duration` far from overflow.
+fn secs(max: f64) -> impl Fn(&Duration) -> Result<(), String> {
+    let why = format!("must be a number of seconds above 0 and at most {max}");
+    move |d| range(Duration::ZERO, Duration::from_secs_f64(max), &why)(d)
+}
+
+fn count(n: &u32) -> Result<(), String> {
+    range(1, u32::MAX, "must be a whole number, at least 1")(n)
+}
+
+fn rounds(n: &u32) -> Result<(), String> {
+    range(1, 100, "must be a whole number from 1 to 100")(n)
+}
+
+/// `deviceId` and `clientId`: safe in topics, file names and logs.
+fn name(text: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let why = format!("must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, '.', '_' or '-'");
+    range(1, MAX_NAME_LEN, &why)(&text.len())?;
+    text.chars().all(allowed).then_some(()).ok_or(why)
+}
+
+fn shorter_than(stop: Duration) -> String {
+    let stop = stop.as_secs_f64();
+    format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
+}
+
+/// Collects problems; every `None` it returns has pushed one.
 struct Reader<'a> {
-    merged: &'a Merged,
+    layers: &'a Layers,
     problems: Vec<Problem>,
 }
 
-impl<'a> Reader<'a> {
-    /// `mdns`: an object with `enabled` and `interfaces`. Enabled without interfaces is
-    /// refused: the daemon would join every interface of the machine.
-    fn mdns(&mut self) -> Option<super::MdnsConfig> {
-        let value = self.required(MDNS)?;
-        let Value::Object(obj) = value else {
-            self.problem(
-                MDNS,
-                "must be an object like {\"enabled\": true, \"interfaces\": [\"eth0\"]}",
-            );
-            return None;
-        };
-        let mut ok = true;
-        for key in obj
-            .keys()
-            .filter(|k| !matches!(k.as_str(), "enabled" | "interfaces"))
-        {
-            self.problem(
-                MDNS,
-                format!("unknown key mdns.{key} (known: enabled, interfaces)"),
-            );
-            ok = false;
-        }
-        let enabled = match obj.get("enabled") {
-            None => Some(false),
-            Some(v) => boolean(v),
-        };
-        if enabled.is_none() {
-            self.problem(MDNS, "mdns.enabled must be true or false");
-            ok = false;
-        }
-        let interfaces: Option<Vec<String>> = match obj.get("interfaces") {
-            None => Some(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| i.as_str().filter(|s| !s.is_empty()).map(str::to_string))
-                .collect(),
-            Some(_) => None,
-        };
-        if interfaces.is_none() {
-            self.problem(MDNS, "mdns.interfaces must be a list of interface names");
-            ok = false;
-        }
-        let (enabled, interfaces) = (enabled.unwrap_or(false), interfaces.unwrap_or_default());
-        if enabled && interfaces.is_empty() {
-            self.problem(
-                MDNS,
-                "mdns.interfaces must name the interfaces to browse on (the mDNS daemon would \
-                 otherwise join every interface of the machine)",
-            );
-            ok = false;
-        }
-        ok.then_some(super::MdnsConfig {
-            enabled,
-            interfaces,
-        })
-    }
-
-    fn unknown_keys(&mut self) {
-        let unknown = self
-            .merged
-            .values
-            .keys()
-            .filter(|key| !keys::ALL.contains(&key.as_str()));
-        for key in unknown {
-            self.problems.push(Problem {
-                key: key.clone(),
-                // It may be a misspelt secret: don't show it.
-                value: None,
-                source: self.merged.source(key),
-                message: format!("unknown key; {}", keys::hint(key)),
-            });
-        }
-    }
-
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
-        let value = match self.merged.values.get(key) {
-            Some(value) if !keys::is_secret(key) => serde_json::to_string(value).ok(),
-            _ => None,
-        };
+impl Reader<'_> {
+    fn problem(&mut self, path: &str, value: Option<&Value>, message: impl Into<String>) {
+        let shown = value.filter(|_| !matches!(path, "key" | "apiKey"));
         self.problems.push(Problem {
-            key: key.to_string(),
-            value,
-            source: self.merged.source(key),
+            key: path.to_string(),
+            value: shown.and_then(|v| serde_json::to_string(v).ok()),
+            source: self.layers.source(path),
             message: message.into(),
         });
     }
 
-    /// The value of a key that must be there (every key with a default, and `terminalIp`).
-    fn required(&mut self, key: &str) -> Option<&'a Value> {
-        match self.merged.values.get(key) {
-            Some(Value::Null) => {
-                self.problem(key, "must not be null (remove the key to use the default)");
-                None
-            }
-            Some(value) => Some(value),
-            None if key == TERMINAL_IP => {
-                let message = "is required: the terminal's fixed IP address, like \
-                               \"192.168.1.20\" or \"192.168.1.20:3000\"";
-                self.problem(key, message);
-                None
-            }
-            None => {
-                self.problem(key, "is missing");
-                None
-            }
-        }
-    }
-
-    /// A scalar read as text, then parsed; the parser's error is the message.
-    fn parsed<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-        let value = self.required(key)?;
-        let Some(text) = scalar_text(value) else {
-            self.problem(key, "must be a string");
-            return None;
+    /// A value read and checked; `Ok(None)` when missing.
+    fn read<T>(&mut self, path: &str, f: Lenient<T>, check: Check<T>) -> Result<Option<T>, ()> {
+        let Lenient::Given(value, read) = f else {
+            return Ok(None);
         };
-        parse(&text)
-            .map_err(|message| self.problem(key, message))
-            .ok()
-    }
-
-    fn integer(&mut self, key: &str, min: u64, max: u64) -> Option<u64> {
-        let value = self.required(key)?;
-        match whole_number(value) {
-            Some(n) if (min..=max).contains(&n) => Some(n),
-            _ if max == u64::from(u32::MAX) => {
-                self.problem(key, format!("must be a whole number, at least {min}"));
-                None
-            }
-            _ => {
-                self.problem(key, format!("must be a whole number from {min} to {max}"));
-                None
+        match read.and_then(|v| check(&v).map(|()| v)) {
+            Ok(v) => Ok(Some(v)),
+            Err(message) => {
+                self.problem(path, Some(&value), message);
+                Err(())
             }
         }
     }
 
-    /// A count of at least 1.
-    fn count(&mut self, key: &str) -> Option<u32> {
-        let n = self.integer(key, 1, u64::from(u32::MAX))?;
-        u32::try_from(n).ok()
+    fn get<T>(&mut self, path: &str, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
+        Some(self.read(path, f, check).ok()?.unwrap_or(default))
     }
 
-    /// Seconds, fractions allowed, greater than 0 and at most `max`.
-    fn seconds(&mut self, key: &str, max: f64) -> Option<Duration> {
-        let value = self.required(key)?;
-        match number(value) {
-            Some(secs) if secs > 0.0 && secs <= max => Duration::try_from_secs_f64(secs).ok(),
-            _ => {
-                let message = format!("must be a number of seconds above 0 and at most {max}");
-                self.problem(key, message);
-                None
-            }
-        }
+    /// An optional key: `Some(None)` when absent or null.
+    fn opt<T>(&mut self, path: &str, f: Option<Lenient<T>>, check: Check<T>) -> Option<Option<T>> {
+        self.read(path, f.unwrap_or_default(), check).ok()
     }
 
-    fn boolean(&mut self, key: &str) -> Option<bool> {
-        let value = self.required(key)?;
-        let flag = boolean(value);
-        if flag.is_none() {
-            self.problem(
-                key,
-                "must be true or false (\"True\", \"yes\", \"1\"… are accepted)",
-            );
+    fn need<T>(&mut self, path: &str, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
+        let value = self.read(path, f, check).ok()?;
+        if value.is_none() {
+            self.problem(path, None, format!("is required: {missing}"));
         }
-        flag
+        value
     }
 
-    /// An optional secret: `Some(None)` when not set (absent, null or, for the vendor's
-    /// unused `key`, empty), `None` on a problem.
-    fn secret(&mut self, key: &str) -> Option<Option<Secret>> {
-        let value = match self.merged.values.get(key) {
-            None | Some(Value::Null) => return Some(None),
-            Some(value) => value,
-        };
-        match scalar_text(value) {
-            Some(text) if text.is_empty() && key == API_KEY => {
-                self.problem(
-                    key,
-                    "must not be empty (remove it to run without an API key)",
-                );
-                None
-            }
-            Some(text) if text.is_empty() => Some(None),
-            Some(text) => Some(Some(Secret::new(text))),
-            None => {
-                self.problem(key, "must be a string");
-                None
-            }
+    /// Reads an object into its struct: unknown keys are reported and dropped first, so
+    /// serde (whose fields are all [`Lenient`]) has nothing left to stop at.
+    fn strict<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, mut map: Object) -> T {
+        let keys = fields::<T>();
+        for key in map.keys().filter(|k| !keys.contains(&k.as_str())) {
+            let at = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            // It may be a misspelt secret: its value is not shown.
+            self.problem(&at, None, format!("unknown key; {}", hint(keys, key)));
         }
+        map.retain(|key, _| keys.contains(&key.as_str()));
+        T::deserialize(Value::Object(map)).unwrap_or_else(|e| {
+            self.problem(path, None, e.to_string());
+            T::default()
+        })
+    }
+
+    /// A nested object: its struct, the default one when absent (or reported).
+    fn nested<T: for<'de> Deserialize<'de> + Default>(
+        &mut self,
+        path: &str,
+        f: Option<Lenient<Object>>,
+    ) -> T {
+        match self.opt(path, f, &ok) {
+            Some(Some(map)) => self.strict(path, map),
+            _ => T::default(),
+        }
+    }
+}
+
+/// The known key an unknown one probably meant, or the list of keys.
+fn hint(keys: &[&str], unknown: &str) -> String {
+    let meant = match unknown.to_ascii_lowercase().as_str() {
+        // The vendor misspells these; people who fix the spelling get told.
+        "starttechnology" => Some("startTecnology"),
+        "staticiptimeout" => Some("staticIptimeOut"),
+        _ => keys
+            .iter()
+            .copied()
+            .find(|k| k.eq_ignore_ascii_case(unknown)),
+    };
+    match meant {
+        Some(key) => format!("did you mean \"{key}\"? (keys are case-sensitive)"),
+        None => format!("known keys: {}", keys.join(", ")),
     }
 }

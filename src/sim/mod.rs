@@ -2,6 +2,7 @@
 //! HTTPS, card outcomes chosen by amount, and fault knobs for the tests. It is a
 //! separate command; `serve` never exposes any of it.
 
+mod fleet;
 mod mqtt;
 mod routes;
 pub mod state;
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::constants::DEFAULT_DEVICE_ID;
+pub use fleet::{Fleet, FleetError, FleetOptions, nth_device_id};
 pub use mqtt::SimMqtt;
 use state::SimState;
 pub use state::StateError;

@@ -84,6 +84,8 @@ pub struct TerminalLink {
     /// Index into `transports` that new work starts on: a switch moves it to the
     /// fallback, the failback monitor moves it back when the direct link is healthy.
     pub active: Arc<AtomicUsize>,
+    /// This terminal's `pollSeconds`, when it differs from [`Timing::poll`].
+    pub poll: Option<Duration>,
 }
 
 impl TerminalLink {
@@ -93,6 +95,7 @@ impl TerminalLink {
             transports,
             health: None,
             active: Arc::new(AtomicUsize::new(0)),
+            poll: None,
         }
     }
 
@@ -389,7 +392,10 @@ impl Payments {
             .entry(device.clone())
             .or_default()
             .insert(id.clone());
-        let timing = self.timing.clone();
+        let mut timing = self.timing.clone();
+        if let Some(poll) = link.and_then(|t| t.poll) {
+            timing.poll = poll;
+        }
         let settings = Settings {
             loops_before: timing.loops_before,
             max_reconcile_attempts: timing.retries,

@@ -1,29 +1,18 @@
-//! ICMP echo through surge-ping. Without the privilege to open an ICMP socket the
-//! gateway works on TCP/TLS probes alone and says once how to enable ICMP.
+//! ICMP echo through surge-ping (Linux and other Unixes). Without the privilege to open
+//! an ICMP socket the gateway works on TCP/TLS probes alone and says once how to enable
+//! ICMP.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
+use super::{ECHOES_PER_ROUND, Echo};
 use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
-
-/// Echoes sent per round at most; any reply counts, so a lost packet or two under
-/// random loss does not fail the round.
-const ECHOES_PER_ROUND: u32 = 4;
 
 pub struct Icmp {
     v4: Option<Client>,
     v6: Option<Client>,
     ident: AtomicU16,
-}
-
-/// One round's verdict.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Echo {
-    Reply(Duration),
-    /// An ICMP error came back (e.g. destination unreachable): not a reply.
-    Error(String),
-    Timeout,
 }
 
 impl Icmp {

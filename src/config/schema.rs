@@ -1,0 +1,291 @@
+//! The configuration's shape: plain serde structs, each with `deny_unknown_fields`. Every
+//! value is a [`Lenient`] that keeps what was written and what reading it gave, so a bad
+//! value becomes a problem of the validation pass instead of stopping serde at the first
+//! one; nested objects stay JSON until the pass reads them into their struct. The seed's
+//! spellings are read here: numbers as numeric strings, booleans as "True"/"yes"/"1"/"on".
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, value::MapDeserializer};
+use serde_json::{Map, Value};
+
+use super::types::{Profile, Secret, StartTechnology};
+use crate::constants::DEFAULT_PORT;
+use crate::transport::mqtt::wire::BrokerUrl;
+
+pub(super) type Object = Map<String, Value>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub(super) struct RawConfig {
+    pub port: Lenient<u16>,
+    pub url: Lenient<IpAddr>,
+    #[serde(rename = "SSL")]
+    pub ssl: Lenient<bool>,
+    pub mode: Lenient<String>,
+    pub terminal_ip: Option<Lenient<SocketAddr>>,
+    pub device_id: Option<Lenient<String>>,
+    /// Each entry is read into a [`RawTerminal`].
+    pub terminals: Option<Lenient<Vec<Value>>>,
+    #[serde(rename = "staticIptimeOut")]
+    pub static_ip_timeout: Lenient<Duration>,
+    pub poll_seconds: Lenient<Duration>,
+    #[serde(rename = "startTecnology")]
+    pub start_technology: Lenient<StartTechnology>,
+    pub loops_before: Lenient<u32>,
+    pub time_stop: Lenient<Duration>,
+    pub retries: Lenient<u32>,
+    pub not_found_horizon_seconds: Lenient<Duration>,
+    pub key: Option<Lenient<Secret>>,
+    pub api_key: Option<Lenient<Secret>>,
+    pub certs_dir: Lenient<PathBuf>,
+    pub journal: Lenient<PathBuf>,
+    pub journal_retention_days: Lenient<u32>,
+    pub probe_interval_ms: Lenient<u64>,
+    pub probe_down_after: Lenient<u32>,
+    pub probe_up_after: Lenient<u32>,
+    /// A [`RawMdns`].
+    pub mdns: Option<Lenient<Object>>,
+    /// A [`RawFallback`].
+    pub fallback: Option<Lenient<Object>>,
+}
+
+/// One entry of `terminals`; unset timings come from the top-level keys.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub(super) struct RawTerminal {
+    pub device_id: Lenient<String>,
+    pub terminal_ip: Lenient<SocketAddr>,
+    pub profile: Lenient<Profile>,
+    #[serde(rename = "staticIptimeOut")]
+    pub static_ip_timeout: Option<Lenient<Duration>>,
+    pub poll_seconds: Option<Lenient<Duration>>,
+    pub fallback: Option<Lenient<bool>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMdns {
+    pub enabled: Lenient<bool>,
+    pub interfaces: Lenient<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawFallback {
+    /// A [`RawMqtt`].
+    pub mqtt: Option<Lenient<Object>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub(super) struct RawMqtt {
+    pub url: Lenient<BrokerUrl>,
+    pub client_id: Option<Lenient<String>>,
+    pub client_cert: Option<Lenient<PathBuf>>,
+    pub client_key: Option<Lenient<PathBuf>>,
+    pub ca_cert: Option<Lenient<PathBuf>>,
+}
+
+/// Every key an environment variable may name, at any depth.
+pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
+    let structs = [
+        fields::<RawConfig>(),
+        fields::<RawTerminal>(),
+        fields::<RawMdns>(),
+    ];
+    let structs = structs
+        .into_iter()
+        .chain([fields::<RawFallback>(), fields::<RawMqtt>()]);
+    structs.flatten().copied()
+}
+
+/// The field names serde's derive gives `T`: asked for a key no struct has, a struct
+/// with `deny_unknown_fields` reports the keys it expected, through this error type.
+pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Expected(&'static [&'static str]);
+    impl de::Error for Expected {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Expected(&[])
+        }
+        fn unknown_field(_: &str, expected: &'static [&'static str]) -> Self {
+            Expected(expected)
+        }
+    }
+    impl std::error::Error for Expected {}
+    impl std::fmt::Display for Expected {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the expected fields")
+        }
+    }
+    let probe = MapDeserializer::<_, Expected>::new(std::iter::once(("\0", ())));
+    T::deserialize(probe)
+        .err()
+        .map_or(&[], |Expected(fields)| fields)
+}
+
+/// A value as written (`Given`) with what reading it gave, or `Missing`. `null` is a
+/// problem for a key with a default; for optional keys, `Option<Lenient<_>>`, serde reads
+/// `null` as absent.
+#[derive(Default)]
+pub(super) enum Lenient<T> {
+    #[default]
+    Missing,
+    Given(Value, Result<T, String>),
+}
+
+impl<'de, T: FromJson> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let read = match &value {
+            Value::Null => Err("must not be null (remove the key to use the default)".into()),
+            value => T::from_json(value),
+        };
+        Ok(Lenient::Given(value, read))
+    }
+}
+
+/// Reads one configuration value; the error is the message for the user.
+pub(super) trait FromJson: Sized {
+    fn from_json(value: &Value) -> Result<Self, String>;
+}
+
+/// Any scalar as text: environment values and the seed's quoting make types unreliable.
+fn text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        Value::Number(_) | Value::Bool(_) => Ok(value.to_string()),
+        _ => Err("must be a string".into()),
+    }
+}
+
+macro_rules! whole_numbers {
+    ($($t:ty),*) => {$(
+        impl FromJson for $t {
+            fn from_json(value: &Value) -> Result<$t, String> {
+                let n = text(value).ok().and_then(|t| t.trim().parse::<u64>().ok());
+                n.and_then(|n| <$t>::try_from(n).ok())
+                    .ok_or_else(|| format!("must be a whole number from 0 to {}", <$t>::MAX))
+            }
+        }
+    )*};
+}
+whole_numbers!(u16, u32, u64);
+
+impl FromJson for bool {
+    fn from_json(value: &Value) -> Result<bool, String> {
+        match text(value)
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err("must be true or false (\"True\", \"yes\", \"1\"… are accepted)".into()),
+        }
+    }
+}
+
+/// Seconds, fractions allowed, above 0.
+impl FromJson for Duration {
+    fn from_json(value: &Value) -> Result<Duration, String> {
+        let secs = text(value).ok().and_then(|t| t.trim().parse::<f64>().ok());
+        let secs = secs.filter(|secs| *secs > 0.0);
+        let duration = secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok());
+        duration.ok_or_else(|| "must be a number of seconds above 0".into())
+    }
+}
+
+impl FromJson for PathBuf {
+    fn from_json(value: &Value) -> Result<PathBuf, String> {
+        match text(value) {
+            Ok(path) if !path.trim().is_empty() => Ok(PathBuf::from(path)),
+            _ => Err("must be a path (a non-empty string)".into()),
+        }
+    }
+}
+
+impl FromJson for Vec<String> {
+    fn from_json(value: &Value) -> Result<Vec<String>, String> {
+        let name = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let names = value
+            .as_array()
+            .and_then(|items| items.iter().map(name).collect());
+        names.ok_or_else(|| "must be a list of interface names".into())
+    }
+}
+
+impl FromJson for Vec<Value> {
+    fn from_json(value: &Value) -> Result<Vec<Value>, String> {
+        let example = r#"[{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}]"#;
+        value
+            .as_array()
+            .cloned()
+            .ok_or(format!("must be a list like {example}"))
+    }
+}
+
+impl FromJson for Object {
+    fn from_json(value: &Value) -> Result<Object, String> {
+        value
+            .as_object()
+            .cloned()
+            .ok_or_else(|| "must be an object of keys".into())
+    }
+}
+
+macro_rules! parsed {
+    ($($t:ty => $parse:expr),*) => {$(
+        impl FromJson for $t {
+            fn from_json(value: &Value) -> Result<$t, String> {
+                $parse(text(value)?.as_str())
+            }
+        }
+    )*};
+}
+parsed!(StartTechnology => StartTechnology::parse,
+        Profile => Profile::parse, BrokerUrl => BrokerUrl::parse,
+        IpAddr => parse_listen_ip, SocketAddr => parse_terminal_addr,
+        String => |t: &str| Ok(t.to_string()), Secret => |t: &str| Ok(Secret::new(t)));
+
+/// `url`: "localhost" or an IP literal: resolving a name at start-up could bind
+/// somewhere unexpected, or nowhere without DNS.
+fn parse_listen_ip(text: &str) -> Result<IpAddr, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    bare.unwrap_or(text).parse().map_err(|_| {
+        "must be \"localhost\" or an IP address to listen on (like \"0.0.0.0\" or \"::1\"); \
+         host names are not resolved"
+            .into()
+    })
+}
+
+/// `terminalIp`: "IP:PORT", "IP" (port 3000), "[v6]:PORT", "[v6]" or a bare v6 address.
+/// Mode F means a fixed IP, so a host name is refused rather than resolved.
+fn parse_terminal_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    let ip = |t: &str| Some(SocketAddr::new(t.parse().ok()?, DEFAULT_PORT));
+    let addr = text.parse().ok().or_else(|| ip(text)).or_else(|| ip(bare?));
+    let addr: SocketAddr = addr.ok_or(
+        "must be the terminal's IP address, optionally with a port (\"192.168.1.20:3000\", \
+         \"192.168.1.20\" or \"[fd00::20]:3000\"); mode F uses a fixed IP, so host names are \
+         not accepted",
+    )?;
+    let ip = addr.ip();
+    if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        return Err(format!("{ip} is not the address of a terminal"));
+    }
+    if addr.port() == 0 {
+        return Err("port 0 is not a terminal port (leave the port out for 3000)".into());
+    }
+    Ok(addr)
+}
