@@ -114,8 +114,11 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM: the master stops its workers too (a SIGKILL would orphan them).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }

@@ -14,66 +14,70 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
     let m = &api.metrics;
     let counters = api.payments.counters();
     let journal = api.payments.journal().health();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let (counter, gauge) = ("counter", "gauge");
+    let series: [(&str, &str, &str, u64); 9] = [
+        (
+            counter,
+            "ecrlink_http_requests_total",
+            "HTTP requests served.",
+            load(&m.http_requests),
+        ),
+        (
+            counter,
+            "ecrlink_http_errors_total",
+            "HTTP answers with a 4xx or 5xx status.",
+            load(&m.http_errors),
+        ),
+        (
+            counter,
+            "ecrlink_payments_started_total",
+            "Transactions started since start-up.",
+            load(&m.payments_started),
+        ),
+        (
+            counter,
+            "ecrlink_payments_replayed_total",
+            "Repeated requests answered from an existing transaction.",
+            load(&m.payments_replayed),
+        ),
+        (
+            counter,
+            "ecrlink_answer_mismatches_total",
+            "Terminal answers that did not match their request and were not adopted.",
+            load(&counters.answer_mismatches),
+        ),
+        (
+            counter,
+            "ecrlink_resolved_by_operator_total",
+            "Unknown transactions settled by an operator.",
+            load(&counters.resolved_by_operator),
+        ),
+        (
+            counter,
+            "ecrlink_journal_write_errors_total",
+            "Journal writes that failed (each is retried; a final result is held until written).",
+            journal.write_errors(),
+        ),
+        (
+            counter,
+            "ecrlink_journal_commits_total",
+            "Journal commits (one fsync each; group commit carries many writes in one).",
+            journal.commits(),
+        ),
+        (
+            gauge,
+            "ecrlink_journal_writable",
+            "1 while the last journal write went through, 0 after a failed one.",
+            u64::from(journal.last_error().is_none()),
+        ),
+    ];
     let mut out = String::new();
-    let mut series = |kind: &str, name: &str, help: &str, value: u64| {
+    for (kind, name, help, value) in series {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
-    };
-    series(
-        "counter",
-        "ecrlink_http_requests_total",
-        "HTTP requests served.",
-        m.http_requests.load(Ordering::Relaxed),
-    );
-    series(
-        "counter",
-        "ecrlink_http_errors_total",
-        "HTTP answers with a 4xx or 5xx status.",
-        m.http_errors.load(Ordering::Relaxed),
-    );
-    series(
-        "counter",
-        "ecrlink_payments_started_total",
-        "Transactions started since start-up.",
-        m.payments_started.load(Ordering::Relaxed),
-    );
-    series(
-        "counter",
-        "ecrlink_payments_replayed_total",
-        "Repeated requests answered from an existing transaction.",
-        m.payments_replayed.load(Ordering::Relaxed),
-    );
-    series(
-        "counter",
-        "ecrlink_answer_mismatches_total",
-        "Terminal answers that did not match their request and were not adopted.",
-        counters.answer_mismatches.load(Ordering::Relaxed),
-    );
-    series(
-        "counter",
-        "ecrlink_resolved_by_operator_total",
-        "Unknown transactions settled by an operator.",
-        counters.resolved_by_operator.load(Ordering::Relaxed),
-    );
-    series(
-        "counter",
-        "ecrlink_journal_write_errors_total",
-        "Journal writes that failed (each is retried; a final result is held until written).",
-        journal.write_errors(),
-    );
-    series(
-        "counter",
-        "ecrlink_journal_commits_total",
-        "Journal commits (one fsync each; group commit carries many writes in one).",
-        journal.commits(),
-    );
-    series(
-        "gauge",
-        "ecrlink_journal_writable",
-        "1 while the last journal write went through, 0 after a failed one.",
-        u64::from(journal.last_error().is_none()),
-    );
+    }
     let counts = api
         .payments
         .journal()

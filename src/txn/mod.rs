@@ -165,8 +165,13 @@ pub struct Payments {
     journal: Journal,
     timing: Timing,
     terminals: HashMap<String, TerminalLink>,
-    /// Serialises the check-then-insert of admission.
-    admission: tokio::sync::Mutex<()>,
+    /// Per terminal: serialises its check-then-insert of admission, so lanes never wait
+    /// on each other (a `transactionId` names one device in its body, and the journal's
+    /// begin is atomic besides).
+    admission: HashMap<String, tokio::sync::Mutex<()>>,
+    /// Held by refunds and voids across lanes while their original is checked and they
+    /// are journaled, and by resolutions outside a supervisor.
+    originals: tokio::sync::Mutex<()>,
     in_flight: Mutex<HashMap<String, InFlight>>,
     /// Terminal → the transactions that may still be running on it.
     busy: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
@@ -186,6 +191,10 @@ impl Payments {
         terminals: Vec<TerminalLink>,
         shutdown: CancellationToken,
     ) -> Arc<Payments> {
+        let admission = terminals
+            .iter()
+            .map(|t| (t.device_id.clone(), tokio::sync::Mutex::new(())))
+            .collect();
         Arc::new(Payments {
             journal,
             timing,
@@ -193,7 +202,8 @@ impl Payments {
                 .into_iter()
                 .map(|t| (t.device_id.clone(), t))
                 .collect(),
-            admission: tokio::sync::Mutex::new(()),
+            admission,
+            originals: tokio::sync::Mutex::new(()),
             in_flight: Mutex::new(HashMap::new()),
             busy: Arc::new(Mutex::new(HashMap::new())),
             counters: Arc::new(Counters::default()),
@@ -295,12 +305,16 @@ impl Payments {
         kind: TxnKind,
         request: PaymentRequest,
     ) -> Result<Admission, SubmitError> {
-        if !self.terminals.contains_key(&request.device_id) {
+        let Some(lane) = self.admission.get(&request.device_id) else {
             return Err(SubmitError::UnknownDevice(request.device_id));
-        }
+        };
         let fingerprint = request.fingerprint(kind);
         let id = request.transaction_id.clone();
-        let _admission = self.admission.lock().await;
+        let _lane = lane.lock().await;
+        let _originals = match kind.needs_original() {
+            true => Some(self.originals.lock().await),
+            false => None,
+        };
         if let Some(flight) = lock(&self.in_flight).get(&id) {
             return if flight.fingerprint == fingerprint {
                 Ok(Admission::Joined(flight.results.clone()))
@@ -308,7 +322,13 @@ impl Payments {
                 Err(SubmitError::Conflict(id))
             };
         }
-        if let Some(stored) = self.journal.get(&id).await? {
+        let busy = self.busy_with(&request.device_id);
+        // A finished transaction is replayed even while its terminal is busy, and a
+        // refund or void before its original is checked. A new sale on a free terminal
+        // skips this read: `begin` finds a journaled id all the same.
+        if (busy.is_some() || kind.needs_original())
+            && let Some(stored) = self.journal.get(&id).await?
+        {
             return if stored.fingerprint == fingerprint {
                 Ok(Admission::Replay(stored.result))
             } else {
@@ -323,7 +343,7 @@ impl Payments {
             originals::check(kind, &request, &original, &undoing)
                 .map_err(SubmitError::InvalidOriginal)?;
         }
-        if let Some(busy_with) = self.busy_with(&request.device_id) {
+        if let Some(busy_with) = busy {
             return Err(SubmitError::Busy {
                 device: request.device_id,
                 busy_with,
@@ -344,7 +364,8 @@ impl Payments {
         match begun? {
             Begin::Created => {}
             Begin::Existing(stored) => {
-                // Another gateway process shares the journal; never run it twice.
+                // Journaled before (or by another gateway process sharing the journal):
+                // never run it twice.
                 return if stored.fingerprint == fingerprint {
                     Ok(Admission::Replay(stored.result))
                 } else {
@@ -511,7 +532,7 @@ impl Payments {
             return Ok(answer.await.map_err(|_| ResolveError::Ended)??);
         }
         // Not supervised (its terminal is no longer configured): settle it in the journal.
-        let _admission = self.admission.lock().await;
+        let _originals = self.originals.lock().await;
         let stored = self
             .journal
             .get(transaction_id)
