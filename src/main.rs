@@ -148,6 +148,25 @@ struct SimArgs {
     /// `POST /sim/faults` clears holdPayments.
     #[arg(long = "hold-payments")]
     hold_payments: bool,
+    /// Fault: complete and record the next payment, then answer its start call with
+    /// this HTTP status and an error body (0 = off).
+    #[arg(
+        long = "error-after-charge",
+        value_name = "STATUS",
+        default_value_t = 0
+    )]
+    error_after_charge: u16,
+    /// Fault: complete the next payment, then answer its start call with the record of
+    /// the transaction run before it.
+    #[arg(long = "wrong-answer")]
+    wrong_answer: bool,
+    /// Fault: lookups of a transaction answer 404 not_found until N ms after its
+    /// payment request arrived (0 = off).
+    #[arg(long = "late-record-ms", value_name = "N", default_value_t = 0)]
+    late_record_ms: u64,
+    /// Fault: answer the next N lookups with 503 and an error body.
+    #[arg(long = "lookup-errors", value_name = "N", default_value_t = 0)]
+    lookup_errors: u32,
     /// Announce the terminal over mDNS as _instorepay._tcp.local. (run it inside a
     /// network namespace of its own, or name interfaces with --mdns-interface).
     #[arg(long)]
@@ -309,6 +328,20 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
         Some(url) => Some(BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("--mqtt {e}"))?),
         None => None,
     };
+    let faults = Faults {
+        drop_responses: args.drop_responses,
+        hang: args.hang,
+        ignore_polls: args.ignore_polls,
+        crash_after_outcome: args.crash_after_outcome,
+        hold_payments: args.hold_payments,
+        error_after_charge: args.error_after_charge,
+        wrong_answer: args.wrong_answer,
+        late_record_ms: args.late_record_ms,
+        lookup_errors: args.lookup_errors,
+    };
+    faults
+        .check()
+        .map_err(|e| anyhow::anyhow!("--error-after-charge: {e}"))?;
     let fleet = Fleet::bind(FleetOptions {
         listen: args.listen,
         devices: args.devices,
@@ -316,13 +349,7 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
         device_id: args.device_id,
         card_time: Duration::from_secs_f64(args.card_time),
         state: args.state,
-        faults: Faults {
-            drop_responses: args.drop_responses,
-            hang: args.hang,
-            ignore_polls: args.ignore_polls,
-            crash_after_outcome: args.crash_after_outcome,
-            hold_payments: args.hold_payments,
-        },
+        faults,
         mdns: args.mdns.then_some(args.mdns_interfaces),
         mqtt,
     })

@@ -41,6 +41,30 @@ pub struct Faults {
     /// cleared: a test that must act mid-payment holds it instead of racing a clock.
     /// A cancel still ends a held payment.
     pub hold_payments: bool,
+    /// HTTP status (0 = off): the next payment completes and is recorded, then its
+    /// start call is answered with this status and an error body. One-shot.
+    pub error_after_charge: u16,
+    /// The next payment completes, then its start call is answered with the record of
+    /// the transaction the simulator ran before it. One-shot.
+    pub wrong_answer: bool,
+    /// Milliseconds (0 = off): a lookup of a transaction answers 404 `not_found` until
+    /// this long after its payment request arrived. Stays until cleared.
+    pub late_record_ms: u64,
+    /// The next N lookups answer 503 with an error body.
+    pub lookup_errors: u32,
+}
+
+impl Faults {
+    /// Why these knobs cannot be set, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let status = self.error_after_charge;
+        if status != 0 && !(200..=599).contains(&status) {
+            return Err(format!(
+                "errorAfterCharge must be 0 (off) or an HTTP status 200-599, got {status}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]

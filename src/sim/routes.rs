@@ -1,6 +1,7 @@
 //! Request handling of the simulated terminal.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -86,14 +87,7 @@ pub(super) async fn protocol(
             if take_ignored_poll(&sim) {
                 return Err(DropConnection);
             }
-            match lock(&sim.state).get(id) {
-                Some(record) => Ok(json(StatusCode::OK, &record.result)),
-                None => Ok(error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("transaction {id} is not known to this terminal"),
-                )),
-            }
+            Ok(lookup(&sim, id))
         }
         (Method::POST, ["v1", "transactions", id, "cancel"]) => Ok(cancel(&sim, id)),
         (_, ["v1", ..]) => Ok(error(
@@ -112,6 +106,34 @@ async fn wait_while_hanging(sim: &Sim) {
             return;
         }
         woken.await;
+    }
+}
+
+/// `GET /v1/transactions/{id}`, with the `lookupErrors` and `lateRecordMs` faults.
+fn lookup(sim: &Sim, id: &str) -> hyper::Response<Body> {
+    let (error_now, late) = {
+        let mut faults = lock(&sim.faults);
+        let error_now = faults.lookup_errors > 0;
+        faults.lookup_errors = faults.lookup_errors.saturating_sub(1);
+        (error_now, Duration::from_millis(faults.late_record_ms))
+    };
+    let mut state = lock(&sim.state);
+    *state.lookups.entry(id.to_string()).or_default() += 1;
+    if error_now {
+        tracing::info!(transaction_id = %id, "fault: lookup answered 503");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the terminal's transaction store is not available",
+        );
+    }
+    match state.get(id) {
+        Some(record) if state.written(id, late) => json(StatusCode::OK, &record.result),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("transaction {id} is not known to this terminal"),
+        ),
     }
 }
 
@@ -166,17 +188,80 @@ async fn start(sim: Arc<Sim>, kind: TxnKind, body: Bytes) -> HandlerResult {
     };
     // A frozen payment app does not deliver an answer it was holding either.
     wait_while_hanging(&sim).await;
-    let drop_it = {
-        let mut faults = lock(&sim.faults);
-        let drop_it = faults.drop_responses > 0;
-        faults.drop_responses = faults.drop_responses.saturating_sub(1);
-        drop_it
-    };
-    if drop_it {
-        tracing::info!(transaction_id = %id, "fault: dropping the answer");
-        return Err(DropConnection);
+    match take_answer_fault(&sim) {
+        AnswerFault::None => Ok(json(StatusCode::OK, &result)),
+        AnswerFault::Drop => {
+            tracing::info!(transaction_id = %id, "fault: dropping the answer");
+            Err(DropConnection)
+        }
+        AnswerFault::Error(status) => {
+            tracing::info!(transaction_id = %id, status, "fault: error answer after the charge");
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Ok(error(
+                status,
+                error_code_after_charge(status),
+                "the terminal could not complete the request",
+            ))
+        }
+        AnswerFault::Wrong => {
+            let other = lock(&sim.state)
+                .previous(&id)
+                .map(|r| r.result.clone())
+                .unwrap_or_else(|| phantom_record(&result));
+            tracing::info!(transaction_id = %id, answered = %other.transaction_id, "fault: answering with another transaction's record");
+            Ok(json(StatusCode::OK, &other))
+        }
     }
-    Ok(json(StatusCode::OK, &result))
+}
+
+/// How the answer to a completed start call is spoilt, if it is. One fault per
+/// answer, in this order; the others stay armed for the next payment.
+enum AnswerFault {
+    None,
+    Drop,
+    Error(u16),
+    Wrong,
+}
+
+fn take_answer_fault(sim: &Sim) -> AnswerFault {
+    let mut faults = lock(&sim.faults);
+    if faults.drop_responses > 0 {
+        faults.drop_responses -= 1;
+        AnswerFault::Drop
+    } else if faults.error_after_charge != 0 {
+        AnswerFault::Error(std::mem::take(&mut faults.error_after_charge))
+    } else if faults.wrong_answer {
+        faults.wrong_answer = false;
+        AnswerFault::Wrong
+    } else {
+        AnswerFault::None
+    }
+}
+
+/// An error code that fits `status` but is never one of the protocol's refusals
+/// (`invalid_request`, `terminal_busy`, `transaction_conflict`): the payment did run.
+fn error_code_after_charge(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        500..=599 => "internal_error",
+        _ => "error",
+    }
+}
+
+/// The "other" record when the simulator has run nothing before: a decline of a
+/// transaction nobody asked for.
+fn phantom_record(result: &TxnResult) -> TxnResult {
+    let mut other = result.clone();
+    other.transaction_id = format!("{}-OTHER", result.transaction_id);
+    other.status = TxnStatus::Declined;
+    other.authorization_code = None;
+    other.result_code = Some("05".into());
+    other.result_message = Some("declined by the issuer (do not honour)".into());
+    other
 }
 
 /// Admits a start request: a repeat joins the known transaction, a new one starts a
@@ -190,6 +275,7 @@ fn admit(
     let id = request.transaction_id.clone();
     let mut state = lock(&sim.state);
     *state.starts.entry(id.clone()).or_default() += 1;
+    tracing::info!(transaction_id = %id, kind = kind.as_str(), "start request");
     if let Some(known) = state.get(&id) {
         if known.fingerprint != fingerprint {
             return Err(error(
@@ -212,6 +298,7 @@ fn admit(
             format!("the terminal is busy with transaction {busy}"),
         ));
     }
+    state.arrived.entry(id.clone()).or_insert_with(Instant::now);
     let mut result = TxnResult::pending(&request, kind, now_rfc3339());
     if let Some(reason) = check_original(&state, kind, &request) {
         result.status = TxnStatus::Declined;
@@ -355,13 +442,16 @@ async fn admin(
                 Ok(b) => b,
                 Err(e) => return body_error_response(&e),
             };
-            match serde_json::from_slice::<Faults>(&body) {
+            match serde_json::from_slice::<Faults>(&body)
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.check().map(|()| f))
+            {
                 Ok(faults) => {
                     *lock(&sim.faults) = faults.clone();
                     sim.unhang.notify_waiters();
                     json(StatusCode::OK, &faults)
                 }
-                Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+                Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e),
             }
         }
         (Method::GET, ["sim", "stats"]) => {
@@ -371,6 +461,7 @@ async fn admin(
                 &json!({
                     "requests": state.requests,
                     "startRequests": state.starts,
+                    "lookupRequests": state.lookups,
                     "transactions": state.records().len(),
                 }),
             )

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
@@ -41,6 +42,11 @@ pub struct SimState {
     pub running: HashMap<String, Running>,
     /// Start requests received per transaction id (for tests: one charge, one start).
     pub starts: HashMap<String, u32>,
+    /// Lookups received per transaction id.
+    pub lookups: HashMap<String, u32>,
+    /// When each payment request of this run arrived (for `lateRecordMs`); records
+    /// loaded from the state file have none and are visible at once.
+    pub arrived: HashMap<String, Instant>,
     /// Protocol requests received (the `/sim/*` admin calls are not counted).
     pub requests: u64,
     state_file: Option<PathBuf>,
@@ -104,6 +110,18 @@ impl SimState {
 
     pub fn records(&self) -> &[Record] {
         &self.records
+    }
+
+    /// The transaction run before `id`, if any.
+    pub fn previous(&self, id: &str) -> Option<&Record> {
+        let &i = self.index.get(id)?;
+        i.checked_sub(1).map(|p| &self.records[p])
+    }
+
+    /// False while `id`'s record is still "being written": less than `late` since its
+    /// payment request arrived.
+    pub fn written(&self, id: &str, late: Duration) -> bool {
+        self.arrived.get(id).is_none_or(|at| at.elapsed() >= late)
     }
 
     pub fn insert(&mut self, record: Record) {
