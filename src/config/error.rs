@@ -58,6 +58,19 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A problem of a layer itself (an environment variable, a key held twice): no value.
+    pub(super) fn of_layer(key: String, source: &str, message: impl Into<String>) -> Problem {
+        let (source, message) = (Some(source.to_string()), message.into());
+        Problem {
+            key,
+            value: None,
+            source,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)?;

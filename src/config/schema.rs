@@ -1,8 +1,7 @@
-//! The configuration's shape: plain serde structs, each with `deny_unknown_fields`. Every
-//! value is a [`Lenient`] that keeps what was written and what reading it gave, so a bad
-//! value becomes a problem of the validation pass instead of stopping serde at the first
-//! one; nested objects stay JSON until the pass reads them into their struct. The seed's
-//! spellings are read here: numbers as numeric strings, booleans as "True"/"yes"/"1"/"on".
+//! The configuration's shape: plain serde structs with `deny_unknown_fields`. Each value is
+//! a [`Lenient`] that keeps what was written next to what reading it gave, so a bad value
+//! becomes a problem of the validation pass instead of stopping serde at the first one.
+//! The seed's spellings are read here: numbers as strings, booleans as "True"/"yes"/"1".
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -34,26 +33,26 @@ pub(super) struct RawConfig {
     pub static_ip_timeout: Lenient<Duration>,
     pub poll_seconds: Lenient<Duration>,
     #[serde(rename = "startTecnology")]
-    pub start_technology: Lenient<StartTechnology>,
+    pub push: Lenient<StartTechnology>,
     pub loops_before: Lenient<u32>,
     pub time_stop: Lenient<Duration>,
     pub retries: Lenient<u32>,
-    pub not_found_horizon_seconds: Lenient<Duration>,
+    #[serde(rename = "notFoundHorizonSeconds")]
+    pub horizon: Lenient<Duration>,
     pub key: Option<Lenient<Secret>>,
     pub api_key: Option<Lenient<Secret>>,
     pub certs_dir: Lenient<PathBuf>,
     pub journal: Lenient<PathBuf>,
-    pub journal_retention_days: Lenient<u32>,
-    pub probe_interval_ms: Lenient<u64>,
+    #[serde(rename = "journalRetentionDays")]
+    pub retention: Lenient<u32>,
+    #[serde(rename = "probeIntervalMs")]
+    pub probe_ms: Lenient<u64>,
     pub probe_down_after: Lenient<u32>,
     pub probe_up_after: Lenient<u32>,
-    /// A [`RawMdns`].
     pub mdns: Option<Lenient<Object>>,
-    /// A [`RawFallback`].
     pub fallback: Option<Lenient<Object>>,
 }
 
-/// One entry of `terminals`; unset timings come from the top-level keys.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub(super) struct RawTerminal {
@@ -76,7 +75,6 @@ pub(super) struct RawMdns {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawFallback {
-    /// A [`RawMqtt`].
     pub mqtt: Option<Lenient<Object>>,
 }
 
@@ -92,19 +90,21 @@ pub(super) struct RawMqtt {
 
 /// Every key an environment variable may name, at any depth.
 pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
-    let structs = [
+    let (top, lane, mdns) = (
         fields::<RawConfig>(),
         fields::<RawTerminal>(),
         fields::<RawMdns>(),
-    ];
-    let structs = structs
+    );
+    let fallback = [fields::<RawFallback>(), fields::<RawMqtt>()];
+    [top, lane, mdns]
         .into_iter()
-        .chain([fields::<RawFallback>(), fields::<RawMqtt>()]);
-    structs.flatten().copied()
+        .chain(fallback)
+        .flatten()
+        .copied()
 }
 
-/// The field names serde's derive gives `T`: asked for a key no struct has, a struct
-/// with `deny_unknown_fields` reports the keys it expected, through this error type.
+/// The field names serde's derive gives `T`: asked for a key it lacks, a struct with
+/// `deny_unknown_fields` names the keys it expected, through this error type.
 pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
     #[derive(Debug)]
     struct Expected(&'static [&'static str]);
@@ -123,19 +123,23 @@ pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] 
         }
     }
     let probe = MapDeserializer::<_, Expected>::new(std::iter::once(("\0", ())));
-    T::deserialize(probe)
-        .err()
-        .map_or(&[], |Expected(fields)| fields)
+    T::deserialize(probe).err().map_or(&[], |e| e.0)
 }
 
-/// A value as written (`Given`) with what reading it gave, or `Missing`. `null` is a
-/// problem for a key with a default; for optional keys, `Option<Lenient<_>>`, serde reads
+/// A value as written with what reading it gave, or `Missing`. `null` is a problem for a
+/// key with a default; an optional key is an `Option<Lenient<_>>`, and serde reads its
 /// `null` as absent.
 #[derive(Default)]
 pub(super) enum Lenient<T> {
     #[default]
     Missing,
     Given(Value, Result<T, String>),
+}
+
+impl<T> From<Option<Lenient<T>>> for Lenient<T> {
+    fn from(value: Option<Lenient<T>>) -> Self {
+        value.unwrap_or_default()
+    }
 }
 
 impl<'de, T: FromJson> Deserialize<'de> for Lenient<T> {
@@ -163,50 +167,65 @@ fn text(value: &Value) -> Result<String, String> {
     }
 }
 
-macro_rules! whole_numbers {
-    ($($t:ty),*) => {$(
+/// `$t` is read from a scalar's text by `$parse`. Types whose message already says what
+/// is wanted read a list or an object as "", the rest say "must be a string".
+macro_rules! from_text {
+    ($($t:ty => $parse:expr, $any:literal;)*) => {$(
         impl FromJson for $t {
             fn from_json(value: &Value) -> Result<$t, String> {
-                let n = text(value).ok().and_then(|t| t.trim().parse::<u64>().ok());
-                n.and_then(|n| <$t>::try_from(n).ok())
-                    .ok_or_else(|| format!("must be a whole number from 0 to {}", <$t>::MAX))
+                let text = if $any { text(value).unwrap_or_default() } else { text(value)? };
+                $parse(text.as_str())
             }
         }
     )*};
 }
-whole_numbers!(u16, u32, u64);
+from_text! {
+    u16 => |t| whole(t, u16::MAX), true;
+    u32 => |t| whole(t, u32::MAX), true;
+    u64 => |t| whole(t, u64::MAX), true;
+    bool => boolean, true;
+    Duration => seconds, true;
+    PathBuf => path, true;
+    StartTechnology => StartTechnology::parse, false;
+    Profile => Profile::parse, false;
+    BrokerUrl => BrokerUrl::parse, false;
+    IpAddr => listen_ip, false;
+    SocketAddr => terminal_addr, false;
+    String => |t: &str| Ok(t.to_string()), false;
+    Secret => |t: &str| Ok(Secret::new(t)), false;
+}
 
-impl FromJson for bool {
-    fn from_json(value: &Value) -> Result<bool, String> {
-        match text(value)
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "true" | "yes" | "on" | "1" => Ok(true),
-            "false" | "no" | "off" | "0" => Ok(false),
-            _ => Err("must be true or false (\"True\", \"yes\", \"1\"… are accepted)".into()),
-        }
+fn whole<T: TryFrom<u64>>(
+    text: &str,
+    max: impl Into<u64> + std::fmt::Display,
+) -> Result<T, String> {
+    let n = text
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| T::try_from(n).ok());
+    n.ok_or_else(|| format!("must be a whole number from 0 to {max}"))
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("must be true or false (\"True\", \"yes\", \"1\"… are accepted)".into()),
     }
 }
 
 /// Seconds, fractions allowed, above 0.
-impl FromJson for Duration {
-    fn from_json(value: &Value) -> Result<Duration, String> {
-        let secs = text(value).ok().and_then(|t| t.trim().parse::<f64>().ok());
-        let secs = secs.filter(|secs| *secs > 0.0);
-        let duration = secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok());
-        duration.ok_or_else(|| "must be a number of seconds above 0".into())
-    }
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs = text.trim().parse::<f64>().ok().filter(|secs| *secs > 0.0);
+    let duration = secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok());
+    duration.ok_or_else(|| "must be a number of seconds above 0".into())
 }
 
-impl FromJson for PathBuf {
-    fn from_json(value: &Value) -> Result<PathBuf, String> {
-        match text(value) {
-            Ok(path) if !path.trim().is_empty() => Ok(PathBuf::from(path)),
-            _ => Err("must be a path (a non-empty string)".into()),
-        }
+fn path(text: &str) -> Result<PathBuf, String> {
+    match text.trim().is_empty() {
+        false => Ok(PathBuf::from(text)),
+        true => Err("must be a path (a non-empty string)".into()),
     }
 }
 
@@ -239,23 +258,9 @@ impl FromJson for Object {
     }
 }
 
-macro_rules! parsed {
-    ($($t:ty => $parse:expr),*) => {$(
-        impl FromJson for $t {
-            fn from_json(value: &Value) -> Result<$t, String> {
-                $parse(text(value)?.as_str())
-            }
-        }
-    )*};
-}
-parsed!(StartTechnology => StartTechnology::parse,
-        Profile => Profile::parse, BrokerUrl => BrokerUrl::parse,
-        IpAddr => parse_listen_ip, SocketAddr => parse_terminal_addr,
-        String => |t: &str| Ok(t.to_string()), Secret => |t: &str| Ok(Secret::new(t)));
-
 /// `url`: "localhost" or an IP literal: resolving a name at start-up could bind
 /// somewhere unexpected, or nowhere without DNS.
-fn parse_listen_ip(text: &str) -> Result<IpAddr, String> {
+fn listen_ip(text: &str) -> Result<IpAddr, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -270,7 +275,7 @@ fn parse_listen_ip(text: &str) -> Result<IpAddr, String> {
 
 /// `terminalIp`: "IP:PORT", "IP" (port 3000), "[v6]:PORT", "[v6]" or a bare v6 address.
 /// Mode F means a fixed IP, so a host name is refused rather than resolved.
-fn parse_terminal_addr(text: &str) -> Result<SocketAddr, String> {
+fn terminal_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
     let ip = |t: &str| Some(SocketAddr::new(t.parse().ok()?, DEFAULT_PORT));

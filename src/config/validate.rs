@@ -1,9 +1,8 @@
 //! The one validation pass: the merged values read into [`RawConfig`], then every key
-//! typed and checked, each problem collected (not just the first) with its key path
-//! (`terminals[1].terminalIp`), the bad value (never a secret's) and its source. The
-//! defaults live here, next to their key.
+//! typed and checked, each problem collected with its key path (`terminals[1].terminalIp`),
+//! the bad value (never a secret's) and its source. The defaults live here, by their key.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,12 +11,10 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{
-    Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal, fields,
-};
+use super::schema::{Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
 use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
-use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON, DEFAULT_PORT};
+use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER};
 
@@ -39,34 +36,20 @@ pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config,
 fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let s = Duration::from_secs;
     let port = r.get("port", raw.port, DEFAULT_PORT, &ok);
-    let url = r.get("url", raw.url, [127, 0, 0, 1].into(), &ok);
+    let url = r.get("url", raw.url, Ipv4Addr::LOCALHOST.into(), &ok);
     let ssl = r.get("SSL", raw.ssl, true, &ok);
     r.get("mode", raw.mode, "F".into(), &|mode| check_mode(mode));
     let timeout = r.get("staticIptimeOut", raw.static_ip_timeout, s(5), &secs(120.0));
-    let push = r.get(
-        "startTecnology",
-        raw.start_technology,
-        StartTechnology::None,
-        &ok,
-    );
+    let push = r.get("startTecnology", raw.push, StartTechnology::None, &ok);
     let loops_before = r.get("loopsBefore", raw.loops_before, 3, &count);
     let time_stop = r.get("timeStop", raw.time_stop, s(240), &secs(86_400.0));
     let poll = r.get("pollSeconds", raw.poll_seconds, s(10), &secs(300.0));
     let retries = r.get("retries", raw.retries, 600, &count);
-    let horizon = range(
-        Duration::from_secs(1),
-        Duration::from_secs(300),
-        "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart",
-    );
-    let not_found_horizon = r.get(
-        "notFoundHorizonSeconds",
-        raw.not_found_horizon_seconds,
-        DEFAULT_NOT_FOUND_HORIZON,
-        &horizon,
-    );
-    let key = r
-        .opt("key", raw.key, &ok)
-        .map(|k| k.filter(|k| !k.expose().is_empty()));
+    let why = "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart";
+    let h = range(s(1), s(300), why);
+    let horizon = r.get("notFoundHorizonSeconds", raw.horizon, HORIZON, &h);
+    let key = r.opt("key", raw.key, &ok);
+    let key = key.map(|k| k.filter(|k| !k.expose().is_empty()));
     let empty = range(
         1,
         usize::MAX,
@@ -75,14 +58,9 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
-    let retention = r.get(
-        "journalRetentionDays",
-        raw.journal_retention_days,
-        90,
-        &count,
-    );
+    let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
     let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
-    let probe = r.get("probeIntervalMs", raw.probe_interval_ms, 1000, &ms);
+    let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
     let down = r.get(
         "probeDownAfter",
         raw.probe_down_after,
@@ -105,14 +83,14 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     }
     let fallback = r.nested("fallback", raw.fallback);
     let fallback = mqtt_fallback(r, fallback, certs_dir.as_deref());
-    let pushing = push.is_some_and(StartTechnology::wants_push_fallback);
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
         profile: Profile::Instore,
         static_ip_timeout: timeout.unwrap_or_default(),
         poll_interval: poll.unwrap_or_default(),
-        fallback: pushing && matches!(fallback, Some(Some(_))),
+        fallback: push.is_some_and(StartTechnology::wants_push_fallback)
+            && matches!(fallback, Some(Some(_))),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
     let terminals = lanes(r, raw.terminals, shorthand, &lane, (poll, time_stop));
@@ -124,7 +102,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         loops_before: loops_before?,
         time_stop: time_stop?,
         retries: retries?,
-        not_found_horizon: not_found_horizon?,
+        not_found_horizon: horizon?,
         certs_dir: certs_dir?,
         journal: journal?,
         journal_retention_days: retention?,
@@ -141,32 +119,35 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     })
 }
 
+type Shorthand = (Option<Lenient<SocketAddr>>, Option<Lenient<String>>);
+
 /// `terminals`, or the shorthand's one terminal; `lane` has the top-level settings.
 fn lanes(
     r: &mut Reader,
     list: Option<Lenient<Vec<Value>>>,
-    (ip, id): (Option<Lenient<SocketAddr>>, Option<Lenient<String>>),
+    (ip, id): Shorthand,
     lane: &Terminal,
     (poll, stop): (Option<Duration>, Option<Duration>),
 ) -> Option<Vec<Terminal>> {
-    let long = |stop| {
-        poll.filter(|poll| *poll >= stop)
-            .map(|_| shorter_than(stop))
-    };
-    let top_poll_too_long = stop.and_then(long);
-    // `None` for the shorthand; a list that is not one was reported and reads as empty.
-    let Some(list) = r.opt("terminals", list, &ok).unwrap_or(Some(Vec::new())) else {
-        if let Some(message) = top_poll_too_long {
+    let poll_too_long = stop.and_then(|stop| poll.filter(|p| *p >= stop).map(|_| longer(stop)));
+    let poll_problem = |r: &mut Reader| {
+        if let Some(message) = &poll_too_long {
             r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
         }
+        Some(())
+    };
+    // `None` for the shorthand; a list that is not one was reported and reads as empty.
+    let Some(list) = r.opt("terminals", list, &ok).unwrap_or(Some(Vec::new())) else {
+        poll_problem(r);
         let device_id = r.opt("deviceId", id, &|t| name(t));
         let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
                        \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
         let address = r.need("terminalIp", ip.unwrap_or_default(), missing, &ok);
         let device_id = device_id?.unwrap_or(lane.device_id.clone());
+        let address = address?;
         return Some(vec![Terminal {
             device_id,
-            address: address?,
+            address,
             ..lane.clone()
         }]);
     };
@@ -175,8 +156,8 @@ fn lanes(
         ("\"deviceId\"", id.is_some()),
     ];
     let given: Vec<&str> = given
-        .into_iter()
-        .filter_map(|(k, given)| given.then_some(k))
+        .iter()
+        .filter_map(|(k, given)| given.then_some(*k))
         .collect();
     if !given.is_empty() {
         let keys = given.join(" and ");
@@ -201,8 +182,8 @@ fn lanes(
         top_poll_used |= raw.poll_seconds.is_none();
         read.extend(terminal(r, i, raw, lane, stop).map(|t| (i, t)));
     }
-    if let (true, Some(message)) = (top_poll_used, top_poll_too_long) {
-        r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
+    if top_poll_used {
+        poll_problem(r);
     }
     for (j, (i, terminal)) in read.iter().enumerate() {
         let twin = |same: &dyn Fn(&Terminal) -> bool| read[..j].iter().find(|(_, t)| same(t));
@@ -235,7 +216,7 @@ fn terminal(
     let profile = r.get(&at("profile"), raw.profile, Profile::Instore, &ok);
     let timeout = r.opt(&at("staticIptimeOut"), raw.static_ip_timeout, &secs(120.0));
     let poll = r.opt(&at("pollSeconds"), raw.poll_seconds, &|poll| match stop {
-        Some(stop) if *poll >= stop => Err(shorter_than(stop)),
+        Some(stop) if *poll >= stop => Err(longer(stop)),
         _ => secs(300.0)(poll),
     });
     let fallback = r.opt(&at("fallback"), raw.fallback, &ok);
@@ -330,7 +311,8 @@ fn name(text: &str) -> Result<(), String> {
     text.chars().all(allowed).then_some(()).ok_or(why)
 }
 
-fn shorter_than(stop: Duration) -> String {
+/// A poll at least as long as `timeStop`.
+fn longer(stop: Duration) -> String {
     let stop = stop.as_secs_f64();
     format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
 }
@@ -352,31 +334,30 @@ impl Reader<'_> {
         });
     }
 
-    /// A value read and checked; `Ok(None)` when missing.
-    fn read<T>(&mut self, path: &str, f: Lenient<T>, check: Check<T>) -> Result<Option<T>, ()> {
+    /// A value read and checked; `Some(None)` when missing.
+    fn read<T>(&mut self, path: &str, f: Lenient<T>, check: Check<T>) -> Option<Option<T>> {
         let Lenient::Given(value, read) = f else {
-            return Ok(None);
+            return Some(None);
         };
-        match read.and_then(|v| check(&v).map(|()| v)) {
-            Ok(v) => Ok(Some(v)),
-            Err(message) => {
-                self.problem(path, Some(&value), message);
-                Err(())
-            }
-        }
+        let message = match read.and_then(|v| check(&v).map(|()| v)) {
+            Ok(v) => return Some(Some(v)),
+            Err(message) => message,
+        };
+        self.problem(path, Some(&value), message);
+        None
     }
 
     fn get<T>(&mut self, path: &str, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
-        Some(self.read(path, f, check).ok()?.unwrap_or(default))
+        Some(self.read(path, f, check)?.unwrap_or(default))
     }
 
     /// An optional key: `Some(None)` when absent or null.
     fn opt<T>(&mut self, path: &str, f: Option<Lenient<T>>, check: Check<T>) -> Option<Option<T>> {
-        self.read(path, f.unwrap_or_default(), check).ok()
+        self.read(path, f.unwrap_or_default(), check)
     }
 
     fn need<T>(&mut self, path: &str, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
-        let value = self.read(path, f, check).ok()?;
+        let value = self.read(path, f, check)?;
         if value.is_none() {
             self.problem(path, None, format!("is required: {missing}"));
         }
@@ -384,23 +365,19 @@ impl Reader<'_> {
     }
 
     /// Reads an object into its struct: unknown keys are reported and dropped first, so
-    /// serde (whose fields are all [`Lenient`]) has nothing left to stop at.
+    /// serde (whose fields all take any value) has nothing left to stop at.
     fn strict<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, mut map: Object) -> T {
-        let keys = fields::<T>();
+        let keys = super::schema::fields::<T>();
         for key in map.keys().filter(|k| !keys.contains(&k.as_str())) {
-            let at = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
+            let at = match path {
+                "" => key.clone(),
+                _ => format!("{path}.{key}"),
             };
             // It may be a misspelt secret: its value is not shown.
             self.problem(&at, None, format!("unknown key; {}", hint(keys, key)));
         }
         map.retain(|key, _| keys.contains(&key.as_str()));
-        T::deserialize(Value::Object(map)).unwrap_or_else(|e| {
-            self.problem(path, None, e.to_string());
-            T::default()
-        })
+        T::deserialize(Value::Object(map)).unwrap_or_default()
     }
 
     /// A nested object: its struct, the default one when absent (or reported).
