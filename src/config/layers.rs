@@ -138,8 +138,8 @@ fn env_path(suffix: &str) -> Option<Vec<String>> {
 
 /// The process's `ECRLINK_*` variables. `std::env::vars` would panic on a non-UTF-8
 /// variable anywhere in the environment; ours must be UTF-8, others are none of our business.
-pub(super) fn process_env(problems: &mut Vec<Problem>) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
+pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
+    let (mut vars, mut problems) = (Vec::new(), Vec::new());
     for (name, value) in std::env::vars_os() {
         let Some(name) = name.into_string().ok().filter(|n| env_suffix(n).is_some()) else {
             continue;
@@ -152,7 +152,7 @@ pub(super) fn process_env(problems: &mut Vec<Problem>) -> Vec<(String, String)> 
             }
         }
     }
-    vars
+    (vars, problems)
 }
 
 /// A config file's object and the keys it held twice; the error has line and column.

@@ -90,17 +90,13 @@ pub(super) struct RawMqtt {
 
 /// Every key an environment variable may name, at any depth.
 pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
-    let (top, lane, mdns) = (
+    let top = [
         fields::<RawConfig>(),
         fields::<RawTerminal>(),
         fields::<RawMdns>(),
-    );
+    ];
     let fallback = [fields::<RawFallback>(), fields::<RawMqtt>()];
-    [top, lane, mdns]
-        .into_iter()
-        .chain(fallback)
-        .flatten()
-        .copied()
+    top.into_iter().chain(fallback).flatten().copied()
 }
 
 /// The field names serde's derive gives `T`: asked for a key it lacks, a struct with
@@ -134,12 +130,6 @@ pub(super) enum Lenient<T> {
     #[default]
     Missing,
     Given(Value, Result<T, String>),
-}
-
-impl<T> From<Option<Lenient<T>>> for Lenient<T> {
-    fn from(value: Option<Lenient<T>>) -> Self {
-        value.unwrap_or_default()
-    }
 }
 
 impl<'de, T: FromJson> Deserialize<'de> for Lenient<T> {
@@ -180,8 +170,8 @@ macro_rules! from_text {
     )*};
 }
 from_text! {
-    u16 => |t| whole(t, u16::MAX), true;
-    u32 => |t| whole(t, u32::MAX), true;
+    u16 => |t| whole(t, u16::MAX.into()), true;
+    u32 => |t| whole(t, u32::MAX.into()), true;
     u64 => |t| whole(t, u64::MAX), true;
     bool => boolean, true;
     Duration => seconds, true;
@@ -195,15 +185,9 @@ from_text! {
     Secret => |t: &str| Ok(Secret::new(t)), false;
 }
 
-fn whole<T: TryFrom<u64>>(
-    text: &str,
-    max: impl Into<u64> + std::fmt::Display,
-) -> Result<T, String> {
-    let n = text
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| T::try_from(n).ok());
+fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {
+    let n = text.trim().parse::<u64>().ok();
+    let n = n.and_then(|n| T::try_from(n).ok());
     n.ok_or_else(|| format!("must be a whole number from 0 to {max}"))
 }
 

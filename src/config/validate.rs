@@ -16,7 +16,7 @@ use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
 use crate::pki;
-use crate::probe::health::{DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER};
+use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
 const MAX_NAME_LEN: usize = 64;
 const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
@@ -50,29 +50,16 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let horizon = r.get("notFoundHorizonSeconds", raw.horizon, HORIZON, &h);
     let key = r.opt("key", raw.key, &ok);
     let key = key.map(|k| k.filter(|k| !k.expose().is_empty()));
-    let empty = range(
-        1,
-        usize::MAX,
-        "must not be empty (remove it to run without an API key)",
-    );
+    let why = "must not be empty (remove it to run without an API key)";
+    let empty = range(1, usize::MAX, why);
     let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
     let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
     let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
     let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
-    let down = r.get(
-        "probeDownAfter",
-        raw.probe_down_after,
-        DEFAULT_DOWN_AFTER,
-        &rounds,
-    );
-    let up = r.get(
-        "probeUpAfter",
-        raw.probe_up_after,
-        DEFAULT_UP_AFTER,
-        &rounds,
-    );
+    let down = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
+    let up = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
     let mdns: RawMdns = r.nested("mdns", raw.mdns);
     let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
     let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
@@ -82,7 +69,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         r.problem("mdns", None, message);
     }
     let fallback = r.nested("fallback", raw.fallback);
-    let fallback = mqtt_fallback(r, fallback, certs_dir.as_deref());
+    let fallback = mqtt(r, fallback, certs_dir.as_deref());
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
@@ -143,24 +130,16 @@ fn lanes(
         let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
                        \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
         let address = r.need("terminalIp", ip.unwrap_or_default(), missing, &ok);
-        let device_id = device_id?.unwrap_or(lane.device_id.clone());
-        let address = address?;
-        return Some(vec![Terminal {
-            device_id,
-            address,
-            ..lane.clone()
-        }]);
+        let mut one = lane.clone();
+        one.device_id = device_id?.unwrap_or(one.device_id);
+        one.address = address?;
+        return Some(vec![one]);
     };
-    let given = [
-        ("\"terminalIp\"", ip.is_some()),
-        ("\"deviceId\"", id.is_some()),
-    ];
-    let given: Vec<&str> = given
-        .iter()
-        .filter_map(|(k, given)| given.then_some(*k))
-        .collect();
-    if !given.is_empty() {
-        let keys = given.join(" and ");
+    let mut keys = Vec::new();
+    keys.extend(ip.is_some().then_some("\"terminalIp\""));
+    keys.extend(id.is_some().then_some("\"deviceId\""));
+    if !keys.is_empty() {
+        let keys = keys.join(" and ");
         let message = format!(
             "cannot be used together with the top-level {keys}, the shorthand for a one-entry \
              list: move them into \"terminals\""
@@ -231,11 +210,7 @@ fn terminal(
 }
 
 /// `fallback.mqtt`; the files default to the certificates folder.
-fn mqtt_fallback(
-    r: &mut Reader,
-    raw: RawFallback,
-    dir: Option<&Path>,
-) -> Option<Option<MqttFallback>> {
+fn mqtt(r: &mut Reader, raw: RawFallback, dir: Option<&Path>) -> Option<Option<MqttFallback>> {
     let Some(map) = r.opt("fallback.mqtt", raw.mqtt, &ok)? else {
         return Some(None);
     };
@@ -266,12 +241,8 @@ fn default_client_id() -> String {
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .unwrap_or_default();
     let safe = |c: char| if c.is_ascii_alphanumeric() { c } else { '-' };
-    let host: String = host
-        .trim()
-        .chars()
-        .map(safe)
-        .take(MAX_NAME_LEN - 8)
-        .collect();
+    let max = MAX_NAME_LEN - "ecrlink-".len();
+    let host: String = host.trim().chars().map(safe).take(max).collect();
     match host.is_empty() {
         true => pki::GATEWAY_CLIENT_CN.to_string(),
         false => format!("ecrlink-{host}"),
