@@ -43,12 +43,10 @@ impl Layers {
     /// Where the value at `path` came from: the layer that set it or a key above it,
     /// else one that set a key inside it.
     pub fn source(&self, path: &str) -> Option<String> {
-        let above = self
-            .sources
-            .iter()
-            .filter(|(p, _)| p == path || under(path, p));
-        let inside = || self.sources.iter().find(|(p, _)| under(p, path));
-        let found = above.max_by_key(|(p, _)| p.len()).or_else(inside);
+        let sources = || self.sources.iter();
+        let above = sources().filter(|(p, _)| p == path || under(path, p));
+        let found = above.max_by_key(|(p, _)| p.len());
+        let found = found.or_else(|| sources().find(|(p, _)| under(p, path)));
         found.map(|(_, s)| s.clone())
     }
 
@@ -68,9 +66,8 @@ impl Layers {
             let items = node.as_array_mut().expect("made a list");
             let n = items.len();
             if i > n {
-                return Err(format!(
-                    "the list has {n} entries: use index {n} to add one"
-                ));
+                let message = format!("the list has {n} entries: use index {n} to add one");
+                return Err(message);
             }
             if i == n {
                 items.push(Value::Null);
@@ -119,10 +116,8 @@ impl Layers {
 
 /// The part after `ECRLINK_` (prefix matched case-insensitively), if the variable has it.
 fn env_suffix(name: &str) -> Option<&str> {
-    let prefix = name.get(..ENV_PREFIX.len())?;
-    prefix
-        .eq_ignore_ascii_case(ENV_PREFIX)
-        .then(|| &name[ENV_PREFIX.len()..])
+    let (prefix, n) = (name.get(..ENV_PREFIX.len())?, ENV_PREFIX.len());
+    prefix.eq_ignore_ascii_case(ENV_PREFIX).then(|| &name[n..])
 }
 
 /// `TERMINALS__1__TERMINALIP` → `terminals`, `1`, `terminalIp`: keys spelled as in the file.

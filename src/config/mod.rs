@@ -108,9 +108,7 @@ impl Overrides {
             ("journal", path(&self.journal)),
             ("certsDir", path(&self.certs_dir)),
         ];
-        let typed = typed
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v?)));
+        let typed = typed.into_iter().filter_map(|(k, v)| Some((k.into(), v?)));
         typed.chain(self.values.iter().cloned()).collect()
     }
 }
@@ -128,9 +126,8 @@ pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Conf
         Err(_) if path_is_explicit => return Err(ConfigError::NotFound { path: path.into() }),
         Err(_) => None,
     };
-    let file = bytes
-        .as_deref()
-        .map(|b| (b, format!("file {}", path.display())));
+    let source = format!("file {}", path.display());
+    let file = bytes.as_deref().map(|b| (b, source));
     let (env, problems) = layers::process_env();
     layers::build(file, Some(path), &env, problems, cli.all())
 }
@@ -149,9 +146,8 @@ pub fn load_from(
 impl Config {
     /// The MQTT fallback if it is configured and `startTecnology` is not `"none"`.
     pub fn mqtt_fallback(&self) -> Option<&MqttFallback> {
-        self.fallback
-            .as_ref()
-            .filter(|_| self.start_technology.wants_push_fallback())
+        let on = self.start_technology.wants_push_fallback();
+        self.fallback.as_ref().filter(|_| on)
     }
 
     /// The effective configuration in the seed's key names, as `ecrlink config check`
@@ -165,15 +161,13 @@ impl Config {
             0 => json!(d.as_secs()),
             _ => json!(d.as_secs_f64()),
         };
-        let terminals: Vec<Value> = (self.terminals.iter())
-            .map(|t| {
-                json!({
-                    "deviceId": t.device_id, "terminalIp": t.address.to_string(),
-                    "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
-                    "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
-                })
+        let terminal = |t: &Terminal| {
+            json!({
+                "deviceId": t.device_id, "terminalIp": t.address.to_string(),
+                "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
+                "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
             })
-            .collect();
+        };
         let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
         let mut effective = json!({
             "port": self.listen.port(), "url": self.listen.ip().to_string(), "SSL": self.ssl,
@@ -185,7 +179,7 @@ impl Config {
             "journalRetentionDays": self.journal_retention_days, "probeIntervalMs": probe_ms,
             "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
             "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
-            "terminals": terminals,
+            "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {
