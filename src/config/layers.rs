@@ -93,13 +93,13 @@ impl Layers {
                     "is not a setting: {ENV_PREFIX}<KEY> must name a config key, nested keys \
                      and list indexes joined by {ENV_SEPARATOR} (like ECRLINK_TERMINALS__0__TERMINALIP)"
                 );
-                problems.push(Problem::of_layer(name.clone(), &source, message));
+                problems.push(Problem::new(name.clone(), Some(source.clone()), message));
                 continue;
             };
             let at = display(&path);
             if let Some((_, first)) = seen.iter().find(|(p, _)| *p == at) {
                 let message = format!("is set by both {first} and {name}; keep one");
-                problems.push(Problem::of_layer(at, &source, message));
+                problems.push(Problem::new(at, Some(source.clone()), message));
                 continue;
             }
             let value = match serde_json::from_str::<Value>(value) {
@@ -107,7 +107,7 @@ impl Layers {
                 _ => Value::String(value.clone()),
             };
             if let Err(message) = self.set(&path, value, &source) {
-                problems.push(Problem::of_layer(at.clone(), &source, message));
+                problems.push(Problem::new(at.clone(), Some(source.clone()), message));
             }
             seen.push((at, name));
         }
@@ -143,7 +143,11 @@ pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
             Ok(value) => vars.push((name, value)),
             Err(_) => {
                 let source = format!("environment variable {name}");
-                problems.push(Problem::of_layer(name, &source, "is not valid UTF-8"));
+                problems.push(Problem::new(
+                    name,
+                    Some(source.clone()),
+                    "is not valid UTF-8",
+                ));
             }
         }
     }
@@ -199,7 +203,7 @@ pub(super) fn build(
         let (tree, duplicates) = parse_json(bytes).map_err(syntax)?;
         for key in duplicates {
             let message = "appears more than once; only the last value would count";
-            problems.push(Problem::of_layer(key, &source, message));
+            problems.push(Problem::new(key, Some(source.clone()), message));
         }
         layers.sources = tree.keys().map(|k| (k.clone(), source.clone())).collect();
         layers.tree = Value::Object(tree);

@@ -297,12 +297,9 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn problem(&mut self, path: &str, value: Option<&Value>, message: impl Into<String>) {
         let shown = value.filter(|_| !matches!(path, "key" | "apiKey"));
-        self.problems.push(Problem {
-            key: path.to_string(),
-            value: shown.and_then(|v| serde_json::to_string(v).ok()),
-            source: self.layers.source(path),
-            message: message.into(),
-        });
+        let value = shown.and_then(|v| serde_json::to_string(v).ok());
+        let problem = Problem::new(path.to_string(), self.layers.source(path), message);
+        self.problems.push(Problem { value, ..problem });
     }
 
     /// A value read and checked; `Some(None)` when missing.
