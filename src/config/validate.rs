@@ -22,11 +22,9 @@ const MAX_NAME_LEN: usize = 64;
 const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
 pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config, ConfigError> {
-    let mut r = Reader {
-        layers: &layers,
-        problems,
-    };
-    let raw = r.strict("", layers.tree.as_object().cloned().unwrap_or_default());
+    let tree = layers.tree.as_object().cloned().unwrap_or_default();
+    let mut r = Reader { layers, problems };
+    let raw = r.strict("", tree);
     match config(&mut r, raw) {
         Some(config) if r.problems.is_empty() => Ok(config),
         _ => Err(ConfigError::Invalid(r.problems)),
@@ -289,12 +287,12 @@ fn longer(stop: Duration) -> String {
 }
 
 /// Collects problems; every `None` it returns has pushed one.
-struct Reader<'a> {
-    layers: &'a Layers,
+struct Reader {
+    layers: Layers,
     problems: Vec<Problem>,
 }
 
-impl Reader<'_> {
+impl Reader {
     fn problem(&mut self, path: &str, value: Option<&Value>, message: impl Into<String>) {
         let shown = value.filter(|_| !matches!(path, "key" | "apiKey"));
         let value = shown.and_then(|v| serde_json::to_string(v).ok());
@@ -363,14 +361,12 @@ impl Reader<'_> {
 
 /// The known key an unknown one probably meant, or the list of keys.
 fn hint(keys: &[&str], unknown: &str) -> String {
+    let same = keys.iter().find(|k| k.eq_ignore_ascii_case(unknown));
     let meant = match unknown.to_ascii_lowercase().as_str() {
         // The vendor misspells these; people who fix the spelling get told.
         "starttechnology" => Some("startTecnology"),
         "staticiptimeout" => Some("staticIptimeOut"),
-        _ => keys
-            .iter()
-            .copied()
-            .find(|k| k.eq_ignore_ascii_case(unknown)),
+        _ => same.copied(),
     };
     match meant {
         Some(key) => format!("did you mean \"{key}\"? (keys are case-sensitive)"),
