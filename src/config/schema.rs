@@ -17,6 +17,8 @@ use crate::transport::mqtt::wire::BrokerUrl;
 
 pub(super) type Object = Map<String, Value>;
 
+pub(super) const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub(super) struct RawConfig {
@@ -157,32 +159,38 @@ fn text(value: &Value) -> Result<String, String> {
     }
 }
 
-/// `$t` is read from a scalar's text by `$parse`. Types whose message already says what
-/// is wanted read a list or an object as "", the rest say "must be a string".
-macro_rules! from_text {
-    ($($t:ty => $parse:expr, $any:literal;)*) => {$(
+/// A scalar's text for types whose own message says what is wanted: a list or an object
+/// reads as "" and gets that message.
+fn any(value: &Value) -> String {
+    text(value).unwrap_or_default()
+}
+
+macro_rules! from_json {
+    ($($t:ty => $read:expr;)*) => {$(
         impl FromJson for $t {
             fn from_json(value: &Value) -> Result<$t, String> {
-                let text = if $any { text(value).unwrap_or_default() } else { text(value)? };
-                $parse(text.as_str())
+                $read(value)
             }
         }
     )*};
 }
-from_text! {
-    u16 => |t| whole(t, u16::MAX.into()), true;
-    u32 => |t| whole(t, u32::MAX.into()), true;
-    u64 => |t| whole(t, u64::MAX), true;
-    bool => boolean, true;
-    Duration => seconds, true;
-    PathBuf => path, true;
-    StartTechnology => StartTechnology::parse, false;
-    Profile => Profile::parse, false;
-    BrokerUrl => BrokerUrl::parse, false;
-    IpAddr => listen_ip, false;
-    SocketAddr => terminal_addr, false;
-    String => |t: &str| Ok(t.to_string()), false;
-    Secret => |t: &str| Ok(Secret::new(t)), false;
+from_json! {
+    u16 => |v| whole(&any(v), u16::MAX.into());
+    u32 => |v| whole(&any(v), u32::MAX.into());
+    u64 => |v| whole(&any(v), u64::MAX);
+    bool => |v| boolean(&any(v));
+    Duration => |v| seconds(&any(v));
+    PathBuf => |v| path(any(v));
+    StartTechnology => |v| StartTechnology::parse(&text(v)?);
+    Profile => |v| Profile::parse(&text(v)?);
+    BrokerUrl => |v| BrokerUrl::parse(&text(v)?);
+    IpAddr => |v| listen_ip(&text(v)?);
+    SocketAddr => |v| terminal_addr(&text(v)?);
+    String => text;
+    Secret => |v| text(v).map(Secret::new);
+    Vec<String> => interfaces;
+    Vec<Value> => |v: &Value| v.as_array().cloned().ok_or(format!("must be a list like [{LANE}]"));
+    Object => |v: &Value| v.as_object().cloned().ok_or("must be an object of keys".into());
 }
 
 fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {
@@ -206,40 +214,19 @@ fn seconds(text: &str) -> Result<Duration, String> {
     duration.ok_or_else(|| "must be a number of seconds above 0".into())
 }
 
-fn path(text: &str) -> Result<PathBuf, String> {
+fn path(text: String) -> Result<PathBuf, String> {
     match text.trim().is_empty() {
         false => Ok(PathBuf::from(text)),
         true => Err("must be a path (a non-empty string)".into()),
     }
 }
 
-impl FromJson for Vec<String> {
-    fn from_json(value: &Value) -> Result<Vec<String>, String> {
-        let name = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-        let names = value
-            .as_array()
-            .and_then(|items| items.iter().map(name).collect());
-        names.ok_or_else(|| "must be a list of interface names".into())
-    }
-}
-
-impl FromJson for Vec<Value> {
-    fn from_json(value: &Value) -> Result<Vec<Value>, String> {
-        let example = r#"[{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}]"#;
-        value
-            .as_array()
-            .cloned()
-            .ok_or(format!("must be a list like {example}"))
-    }
-}
-
-impl FromJson for Object {
-    fn from_json(value: &Value) -> Result<Object, String> {
-        value
-            .as_object()
-            .cloned()
-            .ok_or_else(|| "must be an object of keys".into())
-    }
+fn interfaces(value: &Value) -> Result<Vec<String>, String> {
+    let name = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let names = value
+        .as_array()
+        .and_then(|items| items.iter().map(name).collect());
+    names.ok_or_else(|| "must be a list of interface names".into())
 }
 
 /// `url`: "localhost" or an IP literal: resolving a name at start-up could bind

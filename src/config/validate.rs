@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
+use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
 use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
@@ -19,7 +19,6 @@ use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
 const MAX_NAME_LEN: usize = 64;
-const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
 pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config, ConfigError> {
     let tree = layers.tree.as_object().cloned().unwrap_or_default();
