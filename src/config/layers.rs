@@ -179,11 +179,9 @@ fn parse_json(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<String>), String>
         format!("not UTF-8 text (bad byte at offset {at}); save the file as UTF-8")
     })?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let layer = (&mut deserializer)
-        .deserialize_map(TopLevel)
-        .map_err(|e| e.to_string())?;
-    deserializer.end().map_err(|e| e.to_string())?;
-    Ok(layer)
+    let layer = (&mut deserializer).deserialize_map(TopLevel);
+    let layer = layer.and_then(|layer| deserializer.end().map(|()| layer));
+    layer.map_err(|e| e.to_string())
 }
 
 /// The layers, then the validation pass. `file` is the file's bytes and its source name.
@@ -196,10 +194,8 @@ pub(super) fn build(
 ) -> Result<super::Config, ConfigError> {
     let mut layers = Layers::default();
     if let Some((bytes, source)) = file {
-        let syntax = |message| ConfigError::Syntax {
-            path: path.map(Into::into),
-            message,
-        };
+        let path = path.map(Into::into);
+        let syntax = |message| ConfigError::Syntax { path, message };
         let (tree, duplicates) = parse_json(bytes).map_err(syntax)?;
         for key in duplicates {
             let message = "appears more than once; only the last value would count";

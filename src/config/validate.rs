@@ -304,12 +304,9 @@ impl Reader {
         let Lenient::Given(value, read) = f else {
             return Some(None);
         };
-        let message = match read.and_then(|v| check(&v).map(|()| v)) {
-            Ok(v) => return Some(Some(v)),
-            Err(message) => message,
-        };
-        self.problem(path, Some(&value), message);
-        None
+        let read = read.and_then(|v| check(&v).map(|()| Some(v)));
+        read.map_err(|message| self.problem(path, Some(&value), message))
+            .ok()
     }
 
     fn get<T>(&mut self, path: &str, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
