@@ -122,11 +122,10 @@ fn env_suffix(name: &str) -> Option<&str> {
 
 /// `TERMINALS__1__TERMINALIP` → `terminals`, `1`, `terminalIp`: keys spelled as in the file.
 fn env_path(suffix: &str) -> Option<Vec<String>> {
+    let key = |part: &str| all_keys().find(|k| k.eq_ignore_ascii_case(part));
     let step = |(i, part): (usize, &str)| match part.parse::<usize>() {
         Ok(_) if i > 0 => Some(part.to_string()),
-        _ => all_keys()
-            .find(|k| k.eq_ignore_ascii_case(part))
-            .map(str::to_string),
+        _ => key(part).map(str::to_string),
     };
     suffix.split(ENV_SEPARATOR).enumerate().map(step).collect()
 }

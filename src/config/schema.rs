@@ -223,9 +223,7 @@ fn path(text: String) -> Result<PathBuf, String> {
 
 fn interfaces(value: &Value) -> Result<Vec<String>, String> {
     let name = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    let names = value
-        .as_array()
-        .and_then(|items| items.iter().map(name).collect());
+    let names = value.as_array().and_then(|v| v.iter().map(name).collect());
     names.ok_or_else(|| "must be a list of interface names".into())
 }
 
@@ -237,11 +235,9 @@ fn listen_ip(text: &str) -> Result<IpAddr, String> {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
-    bare.unwrap_or(text).parse().map_err(|_| {
-        "must be \"localhost\" or an IP address to listen on (like \"0.0.0.0\" or \"::1\"); \
-         host names are not resolved"
-            .into()
-    })
+    let why = "must be \"localhost\" or an IP address to listen on (like \"0.0.0.0\" or \"::1\"); \
+               host names are not resolved";
+    bare.unwrap_or(text).parse().map_err(|_| why.into())
 }
 
 /// `terminalIp`: "IP:PORT", "IP" (port 3000), "[v6]:PORT", "[v6]" or a bare v6 address.

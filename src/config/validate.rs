@@ -305,8 +305,7 @@ impl Reader {
             return Some(None);
         };
         let read = read.and_then(|v| check(&v).map(|()| Some(v)));
-        read.map_err(|message| self.problem(path, Some(&value), message))
-            .ok()
+        read.map_err(|m| self.problem(path, Some(&value), m)).ok()
     }
 
     fn get<T>(&mut self, path: &str, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
