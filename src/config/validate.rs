@@ -77,7 +77,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
             && matches!(fallback, Some(Some(_))),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
-    let terminals = lanes(r, raw.terminals, shorthand, &lane, (poll, time_stop));
+    let terminals = lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
     Some(Config {
         listen: SocketAddr::new(url?, port?),
         ssl: ssl?,
@@ -104,14 +104,16 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
 }
 
 type Shorthand = (Option<Lenient<SocketAddr>>, Option<Lenient<String>>);
+/// A lane's top-level settings and `timeStop`, which its polls must be shorter than.
+type Top<'a> = (&'a Terminal, Option<Duration>);
 
 /// `terminals`, or the shorthand's one terminal; `lane` has the top-level settings.
 fn lanes(
     r: &mut Reader,
     list: Option<Lenient<Vec<Value>>>,
     (ip, id): Shorthand,
-    lane: &Terminal,
-    (poll, stop): (Option<Duration>, Option<Duration>),
+    (lane, stop): Top,
+    poll: Option<Duration>,
 ) -> Option<Vec<Terminal>> {
     let poll_too_long = stop.and_then(|stop| poll.filter(|p| *p >= stop).map(|_| longer(stop)));
     let poll_problem = |r: &mut Reader| {
@@ -156,7 +158,7 @@ fn lanes(
         };
         let raw: RawTerminal = r.strict(&format!("terminals[{i}]"), map);
         top_poll_used |= raw.poll_seconds.is_none();
-        read.extend(terminal(r, i, raw, lane, stop).map(|t| (i, t)));
+        read.extend(terminal(r, i, raw, (lane, stop)).map(|t| (i, t)));
     }
     if top_poll_used {
         poll_problem(r);
@@ -177,13 +179,7 @@ fn lanes(
     (read.len() == n).then(|| read.into_iter().map(|(_, t)| t).collect())
 }
 
-fn terminal(
-    r: &mut Reader,
-    i: usize,
-    raw: RawTerminal,
-    lane: &Terminal,
-    stop: Option<Duration>,
-) -> Option<Terminal> {
+fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Option<Terminal> {
     let at = |key: &str| format!("terminals[{i}].{key}");
     let missing_id = "the deviceId the POS names this lane's terminal by";
     let device_id = r.need(&at("deviceId"), raw.device_id, missing_id, &|t| name(t));
