@@ -1,8 +1,8 @@
 //! What can go wrong when loading the configuration, with enough detail to fix it:
 //! every problem names the key path, the bad value (never a secret's) and its source.
 
-use std::fmt;
 use std::path::PathBuf;
+use std::{fmt, io};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -11,11 +11,7 @@ pub enum ConfigError {
     NotFound { path: PathBuf },
 
     #[error("cannot read config file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: io::Error },
 
     /// Not JSON, not UTF-8, or not a JSON object. `path` is `None` for JSON given as text.
     #[error("{}: {message}", match path {
@@ -56,6 +52,19 @@ pub struct Problem {
     /// NAME` or `command line`; `None` for a default or a missing key.
     pub source: Option<String>,
     pub message: String,
+}
+
+impl Problem {
+    /// A problem without a value; the validation pass adds one where it may be shown.
+    pub(super) fn new(key: String, source: Option<String>, message: impl Into<String>) -> Problem {
+        let message = message.into();
+        Problem {
+            key,
+            value: None,
+            source,
+            message,
+        }
+    }
 }
 
 impl fmt::Display for Problem {

@@ -1,7 +1,6 @@
-//! The layers and their merge: the JSON file, then `ECRLINK_*` variables, then the
-//! command line, each setting a value at a key path and remembering where it came from,
-//! so a problem can say "from environment variable ECRLINK_PORT". Keys no layer set get
-//! the validation pass's defaults.
+//! The layers and their merge: the JSON file, then `ECRLINK_*` variables, then the command
+//! line, each setting a value at a key path and remembering where it came from, so a
+//! problem can say "from environment variable ECRLINK_PORT".
 //!
 //! A variable names a path with `__` between keys and list indexes (from 0), matched
 //! without regard to case: `ECRLINK_TERMINALS__1__TERMINALIP` sets `terminals[1].terminalIp`.
@@ -14,12 +13,11 @@ use serde_json::{Map, Value};
 use super::error::{ConfigError, Problem};
 use super::schema::all_keys;
 
-/// Environment variables that set a key start with this (matched case-insensitively).
-pub(super) const ENV_PREFIX: &str = "ECRLINK_";
-/// Between the keys of a nested path in a variable's name.
-pub(super) const ENV_SEPARATOR: &str = "__";
+const ENV_PREFIX: &str = "ECRLINK_";
+const ENV_SEPARATOR: &str = "__";
 
 /// The merged values and, per key path a layer set, its source.
+#[derive(Default)]
 pub(super) struct Layers {
     pub tree: Value,
     sources: Vec<(String, String)>,
@@ -42,75 +40,39 @@ fn under(path: &str, above: &str) -> bool {
 }
 
 impl Layers {
-    /// The file (`source` names it), parsed: its keys held twice are problems.
-    pub fn new(
-        file: Option<(&[u8], String)>,
-        problems: &mut Vec<Problem>,
-    ) -> Result<Layers, String> {
-        let Some((bytes, source)) = file else {
-            let tree = Value::Object(Map::new());
-            return Ok(Layers {
-                tree,
-                sources: Vec::new(),
-            });
-        };
-        let (tree, duplicates) = parse_json(bytes)?;
-        for key in duplicates {
-            let message = "appears more than once; only the last value would count".into();
-            problems.push(Problem {
-                key,
-                value: None,
-                source: Some(source.clone()),
-                message,
-            });
-        }
-        let sources = tree.keys().map(|k| (k.clone(), source.clone())).collect();
-        Ok(Layers {
-            tree: Value::Object(tree),
-            sources,
-        })
-    }
-
     /// Where the value at `path` came from: the layer that set it or a key above it,
     /// else one that set a key inside it.
     pub fn source(&self, path: &str) -> Option<String> {
-        let above = self
-            .sources
-            .iter()
-            .filter(|(p, _)| p == path || under(path, p));
-        let inside = || self.sources.iter().find(|(p, _)| under(p, path));
-        let found = above.max_by_key(|(p, _)| p.len()).or_else(inside);
+        let sources = || self.sources.iter();
+        let above = sources().filter(|(p, _)| p == path || under(path, p));
+        let found = above.max_by_key(|(p, _)| p.len());
+        let found = found.or_else(|| sources().find(|(p, _)| under(p, path)));
         found.map(|(_, s)| s.clone())
     }
 
     fn set(&mut self, path: &[String], value: Value, source: &str) -> Result<(), String> {
         let mut node = &mut self.tree;
         for step in path {
-            node = match step.parse::<usize>() {
-                Err(_) => {
-                    if !node.is_object() {
-                        *node = Value::Object(Map::new());
-                    }
-                    let map = node.as_object_mut().expect("made an object");
-                    map.entry(step.clone()).or_insert(Value::Null)
+            let Ok(i) = step.parse::<usize>() else {
+                if !node.is_object() {
+                    *node = Value::Object(Map::new());
                 }
-                Ok(i) => {
-                    if !node.is_array() {
-                        *node = Value::Array(Vec::new());
-                    }
-                    let items = node.as_array_mut().expect("made a list");
-                    let n = items.len();
-                    if i > n {
-                        return Err(format!(
-                            "the list has {n} entries: use index {n} to add one"
-                        ));
-                    }
-                    if i == n {
-                        items.push(Value::Null);
-                    }
-                    &mut items[i]
-                }
+                node = &mut node[step.as_str()];
+                continue;
             };
+            if !node.is_array() {
+                *node = Value::Array(Vec::new());
+            }
+            let items = node.as_array_mut().expect("made a list");
+            let n = items.len();
+            if i > n {
+                let message = format!("the list has {n} entries: use index {n} to add one");
+                return Err(message);
+            }
+            if i == n {
+                items.push(Value::Null);
+            }
+            node = &mut items[i];
         }
         *node = value;
         let at = display(path);
@@ -121,34 +83,23 @@ impl Layers {
 
     /// Applies `ECRLINK_*` variables. A variable that names no key, or a second one
     /// naming the same path, is a problem: an override must never be silently ignored.
-    pub fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<Problem>) {
+    fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<Problem>) {
         let mut seen: Vec<(String, &str)> = Vec::new();
-        for (name, value) in env {
-            let Some(suffix) = env_suffix(name) else {
-                continue;
-            };
+        let ours = env.iter().filter_map(|(n, v)| Some((n, v, env_suffix(n)?)));
+        for (name, value, suffix) in ours {
             let source = format!("environment variable {name}");
-            let problem = |key: String, message: String| {
-                let source = Some(source.clone());
-                Problem {
-                    key,
-                    value: None,
-                    source,
-                    message,
-                }
-            };
             let Some(path) = env_path(suffix) else {
                 let message = format!(
                     "is not a setting: {ENV_PREFIX}<KEY> must name a config key, nested keys \
                      and list indexes joined by {ENV_SEPARATOR} (like ECRLINK_TERMINALS__0__TERMINALIP)"
                 );
-                problems.push(problem(name.clone(), message));
+                problems.push(Problem::new(name.clone(), Some(source.clone()), message));
                 continue;
             };
             let at = display(&path);
             if let Some((_, first)) = seen.iter().find(|(p, _)| *p == at) {
                 let message = format!("is set by both {first} and {name}; keep one");
-                problems.push(problem(at, message));
+                problems.push(Problem::new(at, Some(source.clone()), message));
                 continue;
             }
             let value = match serde_json::from_str::<Value>(value) {
@@ -156,63 +107,50 @@ impl Layers {
                 _ => Value::String(value.clone()),
             };
             if let Err(message) = self.set(&path, value, &source) {
-                problems.push(problem(at.clone(), message));
+                problems.push(Problem::new(at.clone(), Some(source.clone()), message));
             }
             seen.push((at, name));
-        }
-    }
-
-    /// Applies command-line values, keyed by their exact top-level key names.
-    pub fn apply_cli(&mut self, values: Vec<(String, Value)>) {
-        for (key, value) in values {
-            let top_level = self.set(&[key], value, "command line");
-            top_level.expect("a top-level key is always settable");
         }
     }
 }
 
 /// The part after `ECRLINK_` (prefix matched case-insensitively), if the variable has it.
 fn env_suffix(name: &str) -> Option<&str> {
-    let prefix = name.get(..ENV_PREFIX.len())?;
-    prefix
-        .eq_ignore_ascii_case(ENV_PREFIX)
-        .then(|| &name[ENV_PREFIX.len()..])
+    let (prefix, n) = (name.get(..ENV_PREFIX.len())?, ENV_PREFIX.len());
+    prefix.eq_ignore_ascii_case(ENV_PREFIX).then(|| &name[n..])
 }
 
 /// `TERMINALS__1__TERMINALIP` → `terminals`, `1`, `terminalIp`: keys spelled as in the file.
 fn env_path(suffix: &str) -> Option<Vec<String>> {
+    let key = |part: &str| all_keys().find(|k| k.eq_ignore_ascii_case(part));
     let step = |(i, part): (usize, &str)| match part.parse::<usize>() {
         Ok(_) if i > 0 => Some(part.to_string()),
-        _ => all_keys()
-            .find(|k| k.eq_ignore_ascii_case(part))
-            .map(str::to_string),
+        _ => key(part).map(str::to_string),
     };
     suffix.split(ENV_SEPARATOR).enumerate().map(step).collect()
 }
 
 /// The process's `ECRLINK_*` variables. `std::env::vars` would panic on a non-UTF-8
 /// variable anywhere in the environment; ours must be UTF-8, others are none of our business.
-pub(super) fn process_env(problems: &mut Vec<Problem>) -> Vec<(String, String)> {
-    let ours = std::env::vars_os().filter_map(|(name, value)| {
-        let name = name
-            .into_string()
-            .ok()
-            .filter(|n| env_suffix(n).is_some())?;
-        Some((name, value.into_string()))
-    });
-    let mut vars = Vec::new();
-    for (name, value) in ours {
-        match value {
+pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
+    let (mut vars, mut problems) = (Vec::new(), Vec::new());
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.into_string().ok().filter(|n| env_suffix(n).is_some()) else {
+            continue;
+        };
+        match value.into_string() {
             Ok(value) => vars.push((name, value)),
-            Err(_) => problems.push(Problem {
-                source: Some(format!("environment variable {name}")),
-                key: name,
-                value: None,
-                message: "is not valid UTF-8".to_string(),
-            }),
+            Err(_) => {
+                let source = format!("environment variable {name}");
+                problems.push(Problem::new(
+                    name,
+                    Some(source.clone()),
+                    "is not valid UTF-8",
+                ));
+            }
         }
     }
-    vars
+    (vars, problems)
 }
 
 /// A config file's object and the keys it held twice; the error has line and column.
@@ -240,14 +178,12 @@ fn parse_json(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<String>), String>
         format!("not UTF-8 text (bad byte at offset {at}); save the file as UTF-8")
     })?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let layer = (&mut deserializer)
-        .deserialize_map(TopLevel)
-        .map_err(|e| e.to_string())?;
-    deserializer.end().map_err(|e| e.to_string())?;
-    Ok(layer)
+    let layer = (&mut deserializer).deserialize_map(TopLevel);
+    let layer = layer.and_then(|layer| deserializer.end().map(|()| layer));
+    layer.map_err(|e| e.to_string())
 }
 
-/// The layers, then the validation pass.
+/// The layers, then the validation pass. `file` is the file's bytes and its source name.
 pub(super) fn build(
     file: Option<(&[u8], String)>,
     path: Option<&std::path::Path>,
@@ -255,12 +191,22 @@ pub(super) fn build(
     mut problems: Vec<Problem>,
     cli: Vec<(String, Value)>,
 ) -> Result<super::Config, ConfigError> {
-    let syntax = |message| ConfigError::Syntax {
-        path: path.map(Into::into),
-        message,
-    };
-    let mut layers = Layers::new(file, &mut problems).map_err(syntax)?;
+    let mut layers = Layers::default();
+    if let Some((bytes, source)) = file {
+        let path = path.map(Into::into);
+        let syntax = |message| ConfigError::Syntax { path, message };
+        let (tree, duplicates) = parse_json(bytes).map_err(syntax)?;
+        for key in duplicates {
+            let message = "appears more than once; only the last value would count";
+            problems.push(Problem::new(key, Some(source.clone()), message));
+        }
+        layers.sources = tree.keys().map(|k| (k.clone(), source.clone())).collect();
+        layers.tree = Value::Object(tree);
+    }
     layers.apply_env(env, &mut problems);
-    layers.apply_cli(cli);
+    for (key, value) in cli {
+        let top_level = layers.set(&[key], value, "command line");
+        top_level.expect("a top-level key is always settable");
+    }
     super::validate::validate(layers, problems)
 }

@@ -1,10 +1,10 @@
 //! Configuration: the vendor connector's mode F `config.json` as it is (strings for
 //! numbers and booleans included) plus ecrlink's own keys, among them `terminals`, the
-//! lanes of a store. Loading has three steps: the layers (JSON file → `ECRLINK_*`
-//! environment → command line, in `layers`), serde structs that take any value
-//! (`schema`), and one validation pass that reports every problem with its key path,
-//! value and source (`validate`). No other module reads the environment or a config
-//! file. `config/examples/README.md` explains every key.
+//! lanes of a store. Three steps: the layers (file → `ECRLINK_*` environment → command
+//! line, `layers`), serde structs that take any value (`schema`), and one validation pass
+//! that reports every problem with key path, value and source (`validate`). No other
+//! module reads the environment or a config file; `config/examples/README.md` explains
+//! every key.
 
 mod error;
 mod layers;
@@ -24,24 +24,22 @@ pub use types::{Profile, Secret, StartTechnology};
 
 use crate::transport::mqtt::wire::BrokerUrl;
 
-/// The effective configuration, every value typed and checked. The keys' meanings are in
-/// `config/examples/README.md`; the mode is always F, so it is not kept.
+/// The effective configuration, every value typed and checked; the mode is always F, so
+/// it is not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `url` + `port`: where the API listens ("localhost" is 127.0.0.1; port 0 asks for a
-    /// free one).
+    /// `url` + `port` ("localhost" is 127.0.0.1; port 0 asks for a free one).
     pub listen: SocketAddr,
-    /// `SSL`: the API over HTTPS.
     pub ssl: bool,
-    /// `terminals`, or the one of the seed's `terminalIp`/`deviceId`. Never empty;
-    /// `deviceId`s and addresses are unique.
+    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one. Never empty; `deviceId`s
+    /// and addresses are unique.
     pub terminals: Vec<Terminal>,
     pub start_technology: StartTechnology,
     pub loops_before: u32,
     pub time_stop: Duration,
     pub retries: u32,
-    /// `notFoundHorizonSeconds`: the least time between the two `not_found` lookups
-    /// that let a transaction end "never arrived".
+    /// The least time between the two `not_found` lookups that end a transaction as
+    /// "never arrived".
     pub not_found_horizon: Duration,
     pub certs_dir: PathBuf,
     pub journal: PathBuf,
@@ -51,8 +49,7 @@ pub struct Config {
     pub probe_up_after: u32,
     pub mdns: MdnsConfig,
     pub api_key: Option<Secret>,
-    /// The seed's `key` (vendor installation key): accepted, unused (ecrlink pairs by
-    /// certificates).
+    /// The seed's vendor installation key: accepted, unused (ecrlink pairs by certificates).
     pub key: Option<Secret>,
     /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
@@ -62,12 +59,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Terminal {
     pub device_id: String,
-    /// `terminalIp`: its fixed address (port 3000 when not given).
+    /// `terminalIp` (port 3000 when not given).
     pub address: SocketAddr,
     pub profile: Profile,
-    /// `staticIptimeOut`: deadline for TCP connect plus TLS handshake.
+    /// Deadline for TCP connect plus TLS handshake.
     pub static_ip_timeout: Duration,
-    /// `pollSeconds`: interval of status polls during a sale.
+    /// Interval of status polls during a sale.
     pub poll_interval: Duration,
     /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
     pub fallback: bool,
@@ -111,36 +108,27 @@ impl Overrides {
             ("journal", path(&self.journal)),
             ("certsDir", path(&self.certs_dir)),
         ];
-        let typed = typed
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v?)));
+        let typed = typed.into_iter().filter_map(|(k, v)| Some((k.into(), v?)));
         typed.chain(self.values.iter().cloned()).collect()
     }
 }
 
-/// Loads the configuration from `path`, the process's `ECRLINK_*` variables and
-/// `overrides`. A missing file is `NotFound` when `path_is_explicit` (the user named
-/// it); a missing default file means "defaults and environment only", and the caller
-/// says so in its log.
+/// Loads the configuration from `path`, the process's `ECRLINK_*` variables and `cli`.
+/// A missing file is `NotFound` when `path_is_explicit`; a missing default file means
+/// "defaults and environment only", and the caller says so in its log.
 pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Config, ConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == ErrorKind::NotFound && !path_is_explicit => None,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(ConfigError::NotFound { path: path.into() });
+        Err(source) if source.kind() != ErrorKind::NotFound => {
+            let path = path.into();
+            return Err(ConfigError::Io { path, source });
         }
-        Err(source) => {
-            return Err(ConfigError::Io {
-                path: path.into(),
-                source,
-            });
-        }
+        Err(_) if path_is_explicit => return Err(ConfigError::NotFound { path: path.into() }),
+        Err(_) => None,
     };
-    let file = bytes
-        .as_deref()
-        .map(|b| (b, format!("file {}", path.display())));
-    let mut problems = Vec::new();
-    let env = layers::process_env(&mut problems);
+    let source = format!("file {}", path.display());
+    let file = bytes.as_deref().map(|b| (b, source));
+    let (env, problems) = layers::process_env();
     layers::build(file, Some(path), &env, problems, cli.all())
 }
 
@@ -158,9 +146,8 @@ pub fn load_from(
 impl Config {
     /// The MQTT fallback if it is configured and `startTecnology` is not `"none"`.
     pub fn mqtt_fallback(&self) -> Option<&MqttFallback> {
-        self.fallback
-            .as_ref()
-            .filter(|_| self.start_technology.wants_push_fallback())
+        let on = self.start_technology.wants_push_fallback();
+        self.fallback.as_ref().filter(|_| on)
     }
 
     /// The effective configuration in the seed's key names, as `ecrlink config check`
@@ -174,41 +161,31 @@ impl Config {
             0 => json!(d.as_secs()),
             _ => json!(d.as_secs_f64()),
         };
-        let terminals: Vec<Value> = (self.terminals.iter())
-            .map(|t| {
-                json!({
-                    "deviceId": t.device_id, "terminalIp": t.address.to_string(),
-                    "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
-                    "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
-                })
+        let terminal = |t: &Terminal| {
+            json!({
+                "deviceId": t.device_id, "terminalIp": t.address.to_string(),
+                "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
+                "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
             })
-            .collect();
+        };
+        let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
         let mut effective = json!({
-            "port": self.listen.port(),
-            "url": self.listen.ip().to_string(),
-            "SSL": self.ssl,
-            "mode": "F",
-            "key": mask(&self.key),
-            "apiKey": mask(&self.api_key),
+            "port": self.listen.port(), "url": self.listen.ip().to_string(), "SSL": self.ssl,
+            "mode": "F", "key": mask(&self.key), "apiKey": mask(&self.api_key),
             "startTecnology": self.start_technology.as_str(),
-            "loopsBefore": self.loops_before,
-            "timeStop": seconds(self.time_stop),
+            "loopsBefore": self.loops_before, "timeStop": seconds(self.time_stop),
             "retries": self.retries, "notFoundHorizonSeconds": seconds(self.not_found_horizon),
-            "certsDir": self.certs_dir.to_string_lossy(),
-            "journal": self.journal.to_string_lossy(),
-            "journalRetentionDays": self.journal_retention_days,
-            "probeIntervalMs": u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX),
-            "probeDownAfter": self.probe_down_after,
-            "probeUpAfter": self.probe_up_after,
+            "certsDir": self.certs_dir.to_string_lossy(), "journal": self.journal.to_string_lossy(),
+            "journalRetentionDays": self.journal_retention_days, "probeIntervalMs": probe_ms,
+            "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
             "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
-            "terminals": terminals,
+            "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {
                 "url": m.broker.to_string(), "clientId": m.client_id,
                 "clientCert": m.client_cert.to_string_lossy(),
-                "clientKey": m.client_key.to_string_lossy(),
-                "caCert": m.ca_cert.to_string_lossy(),
+                "clientKey": m.client_key.to_string_lossy(), "caCert": m.ca_cert.to_string_lossy(),
             }});
         }
         effective

@@ -1,8 +1,7 @@
-//! The configuration's shape: plain serde structs, each with `deny_unknown_fields`. Every
-//! value is a [`Lenient`] that keeps what was written and what reading it gave, so a bad
-//! value becomes a problem of the validation pass instead of stopping serde at the first
-//! one; nested objects stay JSON until the pass reads them into their struct. The seed's
-//! spellings are read here: numbers as numeric strings, booleans as "True"/"yes"/"1"/"on".
+//! The configuration's shape: plain serde structs with `deny_unknown_fields`. Each value is
+//! a [`Lenient`] that keeps what was written next to what reading it gave, so a bad value
+//! becomes a problem of the validation pass instead of stopping serde at the first one.
+//! The seed's spellings are read here: numbers as strings, booleans as "True"/"yes"/"1".
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -17,6 +16,8 @@ use crate::constants::DEFAULT_PORT;
 use crate::transport::mqtt::wire::BrokerUrl;
 
 pub(super) type Object = Map<String, Value>;
+
+pub(super) const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
@@ -34,26 +35,26 @@ pub(super) struct RawConfig {
     pub static_ip_timeout: Lenient<Duration>,
     pub poll_seconds: Lenient<Duration>,
     #[serde(rename = "startTecnology")]
-    pub start_technology: Lenient<StartTechnology>,
+    pub push: Lenient<StartTechnology>,
     pub loops_before: Lenient<u32>,
     pub time_stop: Lenient<Duration>,
     pub retries: Lenient<u32>,
-    pub not_found_horizon_seconds: Lenient<Duration>,
+    #[serde(rename = "notFoundHorizonSeconds")]
+    pub horizon: Lenient<Duration>,
     pub key: Option<Lenient<Secret>>,
     pub api_key: Option<Lenient<Secret>>,
     pub certs_dir: Lenient<PathBuf>,
     pub journal: Lenient<PathBuf>,
-    pub journal_retention_days: Lenient<u32>,
-    pub probe_interval_ms: Lenient<u64>,
+    #[serde(rename = "journalRetentionDays")]
+    pub retention: Lenient<u32>,
+    #[serde(rename = "probeIntervalMs")]
+    pub probe_ms: Lenient<u64>,
     pub probe_down_after: Lenient<u32>,
     pub probe_up_after: Lenient<u32>,
-    /// A [`RawMdns`].
     pub mdns: Option<Lenient<Object>>,
-    /// A [`RawFallback`].
     pub fallback: Option<Lenient<Object>>,
 }
 
-/// One entry of `terminals`; unset timings come from the top-level keys.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub(super) struct RawTerminal {
@@ -76,7 +77,6 @@ pub(super) struct RawMdns {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawFallback {
-    /// A [`RawMqtt`].
     pub mqtt: Option<Lenient<Object>>,
 }
 
@@ -92,19 +92,17 @@ pub(super) struct RawMqtt {
 
 /// Every key an environment variable may name, at any depth.
 pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
-    let structs = [
+    let top = [
         fields::<RawConfig>(),
         fields::<RawTerminal>(),
         fields::<RawMdns>(),
     ];
-    let structs = structs
-        .into_iter()
-        .chain([fields::<RawFallback>(), fields::<RawMqtt>()]);
-    structs.flatten().copied()
+    let fallback = [fields::<RawFallback>(), fields::<RawMqtt>()];
+    top.into_iter().chain(fallback).flatten().copied()
 }
 
-/// The field names serde's derive gives `T`: asked for a key no struct has, a struct
-/// with `deny_unknown_fields` reports the keys it expected, through this error type.
+/// The field names serde's derive gives `T`: asked for a key it lacks, a struct with
+/// `deny_unknown_fields` names the keys it expected, through this error type.
 pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
     #[derive(Debug)]
     struct Expected(&'static [&'static str]);
@@ -123,13 +121,11 @@ pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] 
         }
     }
     let probe = MapDeserializer::<_, Expected>::new(std::iter::once(("\0", ())));
-    T::deserialize(probe)
-        .err()
-        .map_or(&[], |Expected(fields)| fields)
+    T::deserialize(probe).err().map_or(&[], |e| e.0)
 }
 
-/// A value as written (`Given`) with what reading it gave, or `Missing`. `null` is a
-/// problem for a key with a default; for optional keys, `Option<Lenient<_>>`, serde reads
+/// A value as written with what reading it gave, or `Missing`. `null` is a problem for a
+/// key with a default; an optional key is an `Option<Lenient<_>>`, and serde reads its
 /// `null` as absent.
 #[derive(Default)]
 pub(super) enum Lenient<T> {
@@ -163,114 +159,90 @@ fn text(value: &Value) -> Result<String, String> {
     }
 }
 
-macro_rules! whole_numbers {
-    ($($t:ty),*) => {$(
+/// A scalar's text for types whose own message says what is wanted: a list or an object
+/// reads as "" and gets that message.
+fn any(value: &Value) -> String {
+    text(value).unwrap_or_default()
+}
+
+macro_rules! from_json {
+    ($($t:ty => $read:expr;)*) => {$(
         impl FromJson for $t {
             fn from_json(value: &Value) -> Result<$t, String> {
-                let n = text(value).ok().and_then(|t| t.trim().parse::<u64>().ok());
-                n.and_then(|n| <$t>::try_from(n).ok())
-                    .ok_or_else(|| format!("must be a whole number from 0 to {}", <$t>::MAX))
+                $read(value)
             }
         }
     )*};
 }
-whole_numbers!(u16, u32, u64);
+from_json! {
+    u16 => |v| whole(&any(v), u16::MAX.into());
+    u32 => |v| whole(&any(v), u32::MAX.into());
+    u64 => |v| whole(&any(v), u64::MAX);
+    bool => |v| boolean(&any(v));
+    Duration => |v| seconds(&any(v));
+    PathBuf => |v| path(any(v));
+    StartTechnology => |v| StartTechnology::parse(&text(v)?);
+    Profile => |v| Profile::parse(&text(v)?);
+    BrokerUrl => |v| BrokerUrl::parse(&text(v)?);
+    IpAddr => |v| listen_ip(&text(v)?);
+    SocketAddr => |v| terminal_addr(&text(v)?);
+    String => text;
+    Secret => |v| text(v).map(Secret::new);
+    Vec<String> => interfaces;
+    Vec<Value> => |v: &Value| v.as_array().cloned().ok_or(format!("must be a list like [{LANE}]"));
+    Object => |v: &Value| v.as_object().cloned().ok_or("must be an object of keys".into());
+}
 
-impl FromJson for bool {
-    fn from_json(value: &Value) -> Result<bool, String> {
-        match text(value)
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "true" | "yes" | "on" | "1" => Ok(true),
-            "false" | "no" | "off" | "0" => Ok(false),
-            _ => Err("must be true or false (\"True\", \"yes\", \"1\"… are accepted)".into()),
-        }
+fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {
+    let n = text.trim().parse::<u64>().ok();
+    let n = n.and_then(|n| T::try_from(n).ok());
+    n.ok_or_else(|| format!("must be a whole number from 0 to {max}"))
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("must be true or false (\"True\", \"yes\", \"1\"… are accepted)".into()),
     }
 }
 
 /// Seconds, fractions allowed, above 0.
-impl FromJson for Duration {
-    fn from_json(value: &Value) -> Result<Duration, String> {
-        let secs = text(value).ok().and_then(|t| t.trim().parse::<f64>().ok());
-        let secs = secs.filter(|secs| *secs > 0.0);
-        let duration = secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok());
-        duration.ok_or_else(|| "must be a number of seconds above 0".into())
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs = text.trim().parse::<f64>().ok().filter(|secs| *secs > 0.0);
+    let duration = secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok());
+    duration.ok_or_else(|| "must be a number of seconds above 0".into())
+}
+
+fn path(text: String) -> Result<PathBuf, String> {
+    match text.trim().is_empty() {
+        false => Ok(PathBuf::from(text)),
+        true => Err("must be a path (a non-empty string)".into()),
     }
 }
 
-impl FromJson for PathBuf {
-    fn from_json(value: &Value) -> Result<PathBuf, String> {
-        match text(value) {
-            Ok(path) if !path.trim().is_empty() => Ok(PathBuf::from(path)),
-            _ => Err("must be a path (a non-empty string)".into()),
-        }
-    }
+fn interfaces(value: &Value) -> Result<Vec<String>, String> {
+    let name = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let names = value.as_array().and_then(|v| v.iter().map(name).collect());
+    names.ok_or_else(|| "must be a list of interface names".into())
 }
-
-impl FromJson for Vec<String> {
-    fn from_json(value: &Value) -> Result<Vec<String>, String> {
-        let name = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-        let names = value
-            .as_array()
-            .and_then(|items| items.iter().map(name).collect());
-        names.ok_or_else(|| "must be a list of interface names".into())
-    }
-}
-
-impl FromJson for Vec<Value> {
-    fn from_json(value: &Value) -> Result<Vec<Value>, String> {
-        let example = r#"[{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}]"#;
-        value
-            .as_array()
-            .cloned()
-            .ok_or(format!("must be a list like {example}"))
-    }
-}
-
-impl FromJson for Object {
-    fn from_json(value: &Value) -> Result<Object, String> {
-        value
-            .as_object()
-            .cloned()
-            .ok_or_else(|| "must be an object of keys".into())
-    }
-}
-
-macro_rules! parsed {
-    ($($t:ty => $parse:expr),*) => {$(
-        impl FromJson for $t {
-            fn from_json(value: &Value) -> Result<$t, String> {
-                $parse(text(value)?.as_str())
-            }
-        }
-    )*};
-}
-parsed!(StartTechnology => StartTechnology::parse,
-        Profile => Profile::parse, BrokerUrl => BrokerUrl::parse,
-        IpAddr => parse_listen_ip, SocketAddr => parse_terminal_addr,
-        String => |t: &str| Ok(t.to_string()), Secret => |t: &str| Ok(Secret::new(t)));
 
 /// `url`: "localhost" or an IP literal: resolving a name at start-up could bind
 /// somewhere unexpected, or nowhere without DNS.
-fn parse_listen_ip(text: &str) -> Result<IpAddr, String> {
+fn listen_ip(text: &str) -> Result<IpAddr, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
-    bare.unwrap_or(text).parse().map_err(|_| {
-        "must be \"localhost\" or an IP address to listen on (like \"0.0.0.0\" or \"::1\"); \
-         host names are not resolved"
-            .into()
-    })
+    let why = "must be \"localhost\" or an IP address to listen on (like \"0.0.0.0\" or \"::1\"); \
+               host names are not resolved";
+    bare.unwrap_or(text).parse().map_err(|_| why.into())
 }
 
 /// `terminalIp`: "IP:PORT", "IP" (port 3000), "[v6]:PORT", "[v6]" or a bare v6 address.
 /// Mode F means a fixed IP, so a host name is refused rather than resolved.
-fn parse_terminal_addr(text: &str) -> Result<SocketAddr, String> {
+fn terminal_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
     let ip = |t: &str| Some(SocketAddr::new(t.parse().ok()?, DEFAULT_PORT));

@@ -27,31 +27,27 @@ impl fmt::Debug for Secret {
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+        fmt::Debug::fmt(self, f)
     }
 }
 
-/// The seed's `mode`. Its B (standard) and S (proxy) pair and relay through the vendor's
-/// cloud; ecrlink is cloud-free and runs only F, the fixed-IP mode, so F is all a valid
-/// configuration can say and the value is not kept.
+/// The seed's `mode`. B (standard) and S (proxy) pair and relay through the vendor's
+/// cloud; ecrlink is cloud-free and runs only F, the fixed-IP mode, so the value is not kept.
 pub(super) fn check_mode(text: &str) -> Result<(), String> {
-    match text.trim().to_ascii_uppercase().as_str() {
-        "F" => Ok(()),
-        "B" | "S" => Err(
-            "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); \
-                          ecrlink is cloud-free and runs mode F only: set \"mode\": \"F\" and \
-                          \"terminalIp\""
-                .into(),
-        ),
-        _ => Err(
-            "must be \"F\" (the only mode ecrlink runs; B and S need the vendor's cloud)".into(),
-        ),
-    }
+    let why = match text.trim().to_ascii_uppercase().as_str() {
+        "F" => return Ok(()),
+        "B" | "S" => {
+            "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); ecrlink is \
+             cloud-free and runs mode F only: set \"mode\": \"F\" and \"terminalIp\""
+        }
+        _ => "must be \"F\" (the only mode ecrlink runs; B and S need the vendor's cloud)",
+    };
+    Err(why.into())
 }
 
 /// The seed's `startTecnology` (the vendor's spelling). In the seed it picks the first
-/// cloud push channel; in ecrlink every value but `none` asks for the push fallback
-/// over MQTT when one is configured, and `none` turns the fallback off.
+/// cloud push channel; in ecrlink every value but `none` asks for the push fallback over
+/// MQTT when one is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartTechnology {
     None,
@@ -79,8 +75,8 @@ impl StartTechnology {
     }
 }
 
-/// The protocol a terminal speaks: only the InStore REST protocol today; the key exists
-/// so that a second one can be chosen per terminal.
+/// The protocol a terminal speaks: only InStore REST today; the key exists so that a
+/// second one can be chosen per terminal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Profile {
     #[default]

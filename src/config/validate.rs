@@ -1,9 +1,8 @@
 //! The one validation pass: the merged values read into [`RawConfig`], then every key
-//! typed and checked, each problem collected (not just the first) with its key path
-//! (`terminals[1].terminalIp`), the bad value (never a secret's) and its source. The
-//! defaults live here, next to their key.
+//! typed and checked, each problem collected with its key path (`terminals[1].terminalIp`),
+//! the bad value (never a secret's) and its source. The defaults live here, by their key.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,24 +11,19 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{
-    Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal, fields,
-};
+use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
 use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
-use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON, DEFAULT_PORT};
+use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
 use crate::pki;
-use crate::probe::health::{DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER};
+use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
 const MAX_NAME_LEN: usize = 64;
-const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
 pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config, ConfigError> {
-    let mut r = Reader {
-        layers: &layers,
-        problems,
-    };
-    let raw = r.strict("", layers.tree.as_object().cloned().unwrap_or_default());
+    let tree = layers.tree.as_object().cloned().unwrap_or_default();
+    let mut r = Reader { layers, problems };
+    let raw = r.strict("", tree);
     match config(&mut r, raw) {
         Some(config) if r.problems.is_empty() => Ok(config),
         _ => Err(ConfigError::Invalid(r.problems)),
@@ -39,62 +33,30 @@ pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config,
 fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let s = Duration::from_secs;
     let port = r.get("port", raw.port, DEFAULT_PORT, &ok);
-    let url = r.get("url", raw.url, [127, 0, 0, 1].into(), &ok);
+    let url = r.get("url", raw.url, Ipv4Addr::LOCALHOST.into(), &ok);
     let ssl = r.get("SSL", raw.ssl, true, &ok);
     r.get("mode", raw.mode, "F".into(), &|mode| check_mode(mode));
     let timeout = r.get("staticIptimeOut", raw.static_ip_timeout, s(5), &secs(120.0));
-    let push = r.get(
-        "startTecnology",
-        raw.start_technology,
-        StartTechnology::None,
-        &ok,
-    );
+    let push = r.get("startTecnology", raw.push, StartTechnology::None, &ok);
     let loops_before = r.get("loopsBefore", raw.loops_before, 3, &count);
     let time_stop = r.get("timeStop", raw.time_stop, s(240), &secs(86_400.0));
     let poll = r.get("pollSeconds", raw.poll_seconds, s(10), &secs(300.0));
     let retries = r.get("retries", raw.retries, 600, &count);
-    let horizon = range(
-        Duration::from_secs(1),
-        Duration::from_secs(300),
-        "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart",
-    );
-    let not_found_horizon = r.get(
-        "notFoundHorizonSeconds",
-        raw.not_found_horizon_seconds,
-        DEFAULT_NOT_FOUND_HORIZON,
-        &horizon,
-    );
-    let key = r
-        .opt("key", raw.key, &ok)
-        .map(|k| k.filter(|k| !k.expose().is_empty()));
-    let empty = range(
-        1,
-        usize::MAX,
-        "must not be empty (remove it to run without an API key)",
-    );
+    let why = "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart";
+    let h = range(s(1), s(300), why);
+    let horizon = r.get("notFoundHorizonSeconds", raw.horizon, HORIZON, &h);
+    let key = r.opt("key", raw.key, &ok);
+    let key = key.map(|k| k.filter(|k| !k.expose().is_empty()));
+    let why = "must not be empty (remove it to run without an API key)";
+    let empty = range(1, usize::MAX, why);
     let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
-    let retention = r.get(
-        "journalRetentionDays",
-        raw.journal_retention_days,
-        90,
-        &count,
-    );
+    let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
     let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
-    let probe = r.get("probeIntervalMs", raw.probe_interval_ms, 1000, &ms);
-    let down = r.get(
-        "probeDownAfter",
-        raw.probe_down_after,
-        DEFAULT_DOWN_AFTER,
-        &rounds,
-    );
-    let up = r.get(
-        "probeUpAfter",
-        raw.probe_up_after,
-        DEFAULT_UP_AFTER,
-        &rounds,
-    );
+    let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
+    let down = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
+    let up = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
     let mdns: RawMdns = r.nested("mdns", raw.mdns);
     let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
     let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
@@ -104,18 +66,18 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         r.problem("mdns", None, message);
     }
     let fallback = r.nested("fallback", raw.fallback);
-    let fallback = mqtt_fallback(r, fallback, certs_dir.as_deref());
-    let pushing = push.is_some_and(StartTechnology::wants_push_fallback);
+    let fallback = mqtt(r, fallback, certs_dir.as_deref());
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
         profile: Profile::Instore,
         static_ip_timeout: timeout.unwrap_or_default(),
         poll_interval: poll.unwrap_or_default(),
-        fallback: pushing && matches!(fallback, Some(Some(_))),
+        fallback: push.is_some_and(StartTechnology::wants_push_fallback)
+            && matches!(fallback, Some(Some(_))),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
-    let terminals = lanes(r, raw.terminals, shorthand, &lane, (poll, time_stop));
+    let terminals = lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
     Some(Config {
         listen: SocketAddr::new(url?, port?),
         ssl: ssl?,
@@ -124,7 +86,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         loops_before: loops_before?,
         time_stop: time_stop?,
         retries: retries?,
-        not_found_horizon: not_found_horizon?,
+        not_found_horizon: horizon?,
         certs_dir: certs_dir?,
         journal: journal?,
         journal_retention_days: retention?,
@@ -141,45 +103,42 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     })
 }
 
+type Shorthand = (Option<Lenient<SocketAddr>>, Option<Lenient<String>>);
+/// A lane's top-level settings and `timeStop`, which its polls must be shorter than.
+type Top<'a> = (&'a Terminal, Option<Duration>);
+
 /// `terminals`, or the shorthand's one terminal; `lane` has the top-level settings.
 fn lanes(
     r: &mut Reader,
     list: Option<Lenient<Vec<Value>>>,
-    (ip, id): (Option<Lenient<SocketAddr>>, Option<Lenient<String>>),
-    lane: &Terminal,
-    (poll, stop): (Option<Duration>, Option<Duration>),
+    (ip, id): Shorthand,
+    (lane, stop): Top,
+    poll: Option<Duration>,
 ) -> Option<Vec<Terminal>> {
-    let long = |stop| {
-        poll.filter(|poll| *poll >= stop)
-            .map(|_| shorter_than(stop))
-    };
-    let top_poll_too_long = stop.and_then(long);
-    // `None` for the shorthand; a list that is not one was reported and reads as empty.
-    let Some(list) = r.opt("terminals", list, &ok).unwrap_or(Some(Vec::new())) else {
-        if let Some(message) = top_poll_too_long {
+    let poll_too_long = stop.and_then(|stop| poll.filter(|p| *p >= stop).map(|_| longer(stop)));
+    let poll_problem = |r: &mut Reader| {
+        if let Some(message) = &poll_too_long {
             r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
         }
+        Some(())
+    };
+    // `None` for the shorthand; a list that is not one was reported and reads as empty.
+    let Some(list) = r.opt("terminals", list, &ok).unwrap_or(Some(Vec::new())) else {
+        poll_problem(r);
         let device_id = r.opt("deviceId", id, &|t| name(t));
         let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
                        \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
         let address = r.need("terminalIp", ip.unwrap_or_default(), missing, &ok);
-        let device_id = device_id?.unwrap_or(lane.device_id.clone());
-        return Some(vec![Terminal {
-            device_id,
-            address: address?,
-            ..lane.clone()
-        }]);
+        let mut one = lane.clone();
+        one.device_id = device_id?.unwrap_or(one.device_id);
+        one.address = address?;
+        return Some(vec![one]);
     };
-    let given = [
-        ("\"terminalIp\"", ip.is_some()),
-        ("\"deviceId\"", id.is_some()),
-    ];
-    let given: Vec<&str> = given
-        .into_iter()
-        .filter_map(|(k, given)| given.then_some(k))
-        .collect();
-    if !given.is_empty() {
-        let keys = given.join(" and ");
+    let mut keys = Vec::new();
+    keys.extend(ip.is_some().then_some("\"terminalIp\""));
+    keys.extend(id.is_some().then_some("\"deviceId\""));
+    if !keys.is_empty() {
+        let keys = keys.join(" and ");
         let message = format!(
             "cannot be used together with the top-level {keys}, the shorthand for a one-entry \
              list: move them into \"terminals\""
@@ -199,10 +158,10 @@ fn lanes(
         };
         let raw: RawTerminal = r.strict(&format!("terminals[{i}]"), map);
         top_poll_used |= raw.poll_seconds.is_none();
-        read.extend(terminal(r, i, raw, lane, stop).map(|t| (i, t)));
+        read.extend(terminal(r, i, raw, (lane, stop)).map(|t| (i, t)));
     }
-    if let (true, Some(message)) = (top_poll_used, top_poll_too_long) {
-        r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
+    if top_poll_used {
+        poll_problem(r);
     }
     for (j, (i, terminal)) in read.iter().enumerate() {
         let twin = |same: &dyn Fn(&Terminal) -> bool| read[..j].iter().find(|(_, t)| same(t));
@@ -220,13 +179,7 @@ fn lanes(
     (read.len() == n).then(|| read.into_iter().map(|(_, t)| t).collect())
 }
 
-fn terminal(
-    r: &mut Reader,
-    i: usize,
-    raw: RawTerminal,
-    lane: &Terminal,
-    stop: Option<Duration>,
-) -> Option<Terminal> {
+fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Option<Terminal> {
     let at = |key: &str| format!("terminals[{i}].{key}");
     let missing_id = "the deviceId the POS names this lane's terminal by";
     let device_id = r.need(&at("deviceId"), raw.device_id, missing_id, &|t| name(t));
@@ -235,7 +188,7 @@ fn terminal(
     let profile = r.get(&at("profile"), raw.profile, Profile::Instore, &ok);
     let timeout = r.opt(&at("staticIptimeOut"), raw.static_ip_timeout, &secs(120.0));
     let poll = r.opt(&at("pollSeconds"), raw.poll_seconds, &|poll| match stop {
-        Some(stop) if *poll >= stop => Err(shorter_than(stop)),
+        Some(stop) if *poll >= stop => Err(longer(stop)),
         _ => secs(300.0)(poll),
     });
     let fallback = r.opt(&at("fallback"), raw.fallback, &ok);
@@ -250,11 +203,7 @@ fn terminal(
 }
 
 /// `fallback.mqtt`; the files default to the certificates folder.
-fn mqtt_fallback(
-    r: &mut Reader,
-    raw: RawFallback,
-    dir: Option<&Path>,
-) -> Option<Option<MqttFallback>> {
+fn mqtt(r: &mut Reader, raw: RawFallback, dir: Option<&Path>) -> Option<Option<MqttFallback>> {
     let Some(map) = r.opt("fallback.mqtt", raw.mqtt, &ok)? else {
         return Some(None);
     };
@@ -285,12 +234,8 @@ fn default_client_id() -> String {
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .unwrap_or_default();
     let safe = |c: char| if c.is_ascii_alphanumeric() { c } else { '-' };
-    let host: String = host
-        .trim()
-        .chars()
-        .map(safe)
-        .take(MAX_NAME_LEN - 8)
-        .collect();
+    let max = MAX_NAME_LEN - "ecrlink-".len();
+    let host: String = host.trim().chars().map(safe).take(max).collect();
     match host.is_empty() {
         true => pki::GATEWAY_CLIENT_CN.to_string(),
         false => format!("ecrlink-{host}"),
@@ -330,53 +275,46 @@ fn name(text: &str) -> Result<(), String> {
     text.chars().all(allowed).then_some(()).ok_or(why)
 }
 
-fn shorter_than(stop: Duration) -> String {
+/// A poll at least as long as `timeStop`.
+fn longer(stop: Duration) -> String {
     let stop = stop.as_secs_f64();
     format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
 }
 
 /// Collects problems; every `None` it returns has pushed one.
-struct Reader<'a> {
-    layers: &'a Layers,
+struct Reader {
+    layers: Layers,
     problems: Vec<Problem>,
 }
 
-impl Reader<'_> {
+impl Reader {
     fn problem(&mut self, path: &str, value: Option<&Value>, message: impl Into<String>) {
         let shown = value.filter(|_| !matches!(path, "key" | "apiKey"));
-        self.problems.push(Problem {
-            key: path.to_string(),
-            value: shown.and_then(|v| serde_json::to_string(v).ok()),
-            source: self.layers.source(path),
-            message: message.into(),
-        });
+        let value = shown.and_then(|v| serde_json::to_string(v).ok());
+        let problem = Problem::new(path.to_string(), self.layers.source(path), message);
+        self.problems.push(Problem { value, ..problem });
     }
 
-    /// A value read and checked; `Ok(None)` when missing.
-    fn read<T>(&mut self, path: &str, f: Lenient<T>, check: Check<T>) -> Result<Option<T>, ()> {
+    /// A value read and checked; `Some(None)` when missing.
+    fn read<T>(&mut self, path: &str, f: Lenient<T>, check: Check<T>) -> Option<Option<T>> {
         let Lenient::Given(value, read) = f else {
-            return Ok(None);
+            return Some(None);
         };
-        match read.and_then(|v| check(&v).map(|()| v)) {
-            Ok(v) => Ok(Some(v)),
-            Err(message) => {
-                self.problem(path, Some(&value), message);
-                Err(())
-            }
-        }
+        let read = read.and_then(|v| check(&v).map(|()| Some(v)));
+        read.map_err(|m| self.problem(path, Some(&value), m)).ok()
     }
 
     fn get<T>(&mut self, path: &str, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
-        Some(self.read(path, f, check).ok()?.unwrap_or(default))
+        Some(self.read(path, f, check)?.unwrap_or(default))
     }
 
     /// An optional key: `Some(None)` when absent or null.
     fn opt<T>(&mut self, path: &str, f: Option<Lenient<T>>, check: Check<T>) -> Option<Option<T>> {
-        self.read(path, f.unwrap_or_default(), check).ok()
+        self.read(path, f.unwrap_or_default(), check)
     }
 
     fn need<T>(&mut self, path: &str, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
-        let value = self.read(path, f, check).ok()?;
+        let value = self.read(path, f, check)?;
         if value.is_none() {
             self.problem(path, None, format!("is required: {missing}"));
         }
@@ -384,23 +322,19 @@ impl Reader<'_> {
     }
 
     /// Reads an object into its struct: unknown keys are reported and dropped first, so
-    /// serde (whose fields are all [`Lenient`]) has nothing left to stop at.
+    /// serde (whose fields all take any value) has nothing left to stop at.
     fn strict<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, mut map: Object) -> T {
-        let keys = fields::<T>();
+        let keys = super::schema::fields::<T>();
         for key in map.keys().filter(|k| !keys.contains(&k.as_str())) {
-            let at = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
+            let at = match path {
+                "" => key.clone(),
+                _ => format!("{path}.{key}"),
             };
             // It may be a misspelt secret: its value is not shown.
             self.problem(&at, None, format!("unknown key; {}", hint(keys, key)));
         }
         map.retain(|key, _| keys.contains(&key.as_str()));
-        T::deserialize(Value::Object(map)).unwrap_or_else(|e| {
-            self.problem(path, None, e.to_string());
-            T::default()
-        })
+        T::deserialize(Value::Object(map)).unwrap_or_default()
     }
 
     /// A nested object: its struct, the default one when absent (or reported).
@@ -418,14 +352,12 @@ impl Reader<'_> {
 
 /// The known key an unknown one probably meant, or the list of keys.
 fn hint(keys: &[&str], unknown: &str) -> String {
+    let same = keys.iter().find(|k| k.eq_ignore_ascii_case(unknown));
     let meant = match unknown.to_ascii_lowercase().as_str() {
         // The vendor misspells these; people who fix the spelling get told.
         "starttechnology" => Some("startTecnology"),
         "staticiptimeout" => Some("staticIptimeOut"),
-        _ => keys
-            .iter()
-            .copied()
-            .find(|k| k.eq_ignore_ascii_case(unknown)),
+        _ => same.copied(),
     };
     match meant {
         Some(key) => format!("did you mean \"{key}\"? (keys are case-sensitive)"),
