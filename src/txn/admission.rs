@@ -98,15 +98,13 @@ impl Payments {
         result.transport = self
             .active_transport(&request.device_id)
             .map(str::to_string);
-        // Committed before a byte goes to the terminal; the connection to it is opened
-        // meanwhile, so the start call does not wait for a handshake after the fsync.
-        let warm = self.transport_for(&request.device_id);
-        let (begun, ()) = tokio::join!(self.journal.begin(kind, &request, &result), async {
-            if let Some(t) = &warm {
-                t.warm().await;
-            }
-        });
-        match begun? {
+        // Committed before a byte goes to the terminal. The connection to it is opened
+        // meanwhile, so the start call usually finds the handshake done; nothing waits
+        // for that (a terminal that does not answer costs the sale no extra timeout).
+        if let Some(transport) = self.transport_for(&request.device_id) {
+            tokio::spawn(async move { transport.warm().await });
+        }
+        match self.journal.begin(kind, &request, &result).await? {
             Begin::Created => {}
             Begin::Existing(stored) => {
                 // Journaled before (or by another gateway process sharing the journal):
