@@ -64,3 +64,10 @@ pub const KEEPALIVE_IDLE_MAX: Duration = Duration::from_secs(2);
 
 /// Most idle kept-alive connections per terminal client.
 pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// `comercia-pos` profile: the payment app's production port (2001 development, 2002 staging).
+pub const COMERCIA_DEFAULT_PORT: u16 = 2011;
+
+/// `comercia-pos` profile: the header that names the calling integration, and its default.
+pub const COMERCIA_SOURCE_HEADER: &str = "x-source";
+pub const COMERCIA_DEFAULT_SOURCE: &str = "COMERCIA";

@@ -95,6 +95,8 @@ pub struct HttpClient {
     host_header: HeaderValue,
     connect_timeout: Duration,
     pool: Option<Arc<Pool>>,
+    /// Headers every request carries (a protocol's own, like `X-SOURCE`).
+    extra_headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
 }
 
 impl HttpClient {
@@ -116,12 +118,23 @@ impl HttpClient {
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             connect_timeout,
             pool: None,
+            extra_headers: Vec::new(),
         }
     }
 
     /// Keeps connections open in `pool` after a request and reuses them.
     pub fn with_pool(mut self, pool: Arc<Pool>) -> HttpClient {
         self.pool = Some(pool);
+        self
+    }
+
+    /// Sends `name: value` with every request.
+    pub fn with_header(
+        mut self,
+        name: hyper::header::HeaderName,
+        value: HeaderValue,
+    ) -> HttpClient {
+        self.extra_headers.push((name, value));
         self
     }
 
@@ -134,6 +147,7 @@ impl HttpClient {
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             connect_timeout,
             pool: None,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -182,6 +196,9 @@ impl HttpClient {
             .method(method)
             .uri(path)
             .header(HOST, self.host_header.clone());
+        for (name, value) in &self.extra_headers {
+            req = req.header(name, value);
+        }
         if body.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
         }

@@ -121,6 +121,9 @@ pub struct TerminalClient {
     /// Kept-alive verified connections to the terminal, shared by every call.
     pool: Arc<Pool>,
     tls: Arc<rustls::ClientConfig>,
+    /// The name the terminal's certificate must carry (the fixed InStore name unless
+    /// the lane's profile names another).
+    server_name: rustls::pki_types::ServerName<'static>,
     connect_timeout: Duration,
     /// Deadline of the short calls (status, lookup, cancel, version).
     call_timeout: Duration,
@@ -136,13 +139,20 @@ impl TerminalClient {
             address,
             pool: Arc::new(Pool::default()),
             tls,
+            server_name: terminal_server_name(),
             connect_timeout,
             call_timeout: TERMINAL_SHORT_CALL_TIMEOUT,
         }
     }
 
+    /// Verifies the terminal's certificate for `name` instead of the fixed InStore name.
+    pub fn with_server_name(mut self, name: rustls::pki_types::ServerName<'static>) -> Self {
+        self.server_name = name;
+        self
+    }
+
     /// A client for the address in use now (it may move between calls), on the pool.
-    fn http(&self) -> HttpClient {
+    pub fn http(&self) -> HttpClient {
         self.http_to(self.address.get().0)
             .with_pool(self.pool.clone())
     }
@@ -163,7 +173,7 @@ impl TerminalClient {
         HttpClient::https(
             addr,
             self.tls.clone(),
-            terminal_server_name(),
+            self.server_name.clone(),
             self.connect_timeout,
         )
     }

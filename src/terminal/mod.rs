@@ -2,6 +2,7 @@
 //! (retries, polling, switching) lives in `txn`, not here.
 
 pub mod client;
+pub mod comercia;
 pub mod wire;
 
 pub use client::{AddressSource, Lookup, TerminalAddress, TerminalClient, TerminalError};

@@ -139,6 +139,9 @@ pub struct TxnResult {
     /// Which link carried the transaction (`direct`, later `mqtt`); set by the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    /// The terminal's own ticket, card number masked (the `comercia-pos` profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<serde_json::Value>,
 }
 
 impl TxnResult {
@@ -159,6 +162,7 @@ impl TxnResult {
             started_at,
             finished_at: None,
             transport: None,
+            receipt: None,
         }
     }
 }

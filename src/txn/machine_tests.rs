@@ -21,6 +21,7 @@ pub(super) fn result(status: TxnStatus) -> TxnResult {
         started_at: "2026-01-01T00:00:00Z".into(),
         finished_at: None,
         transport: None,
+        receipt: None,
     }
 }
 
