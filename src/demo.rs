@@ -64,6 +64,7 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<Vec<TxnResu
         faults: Faults::default(),
         mdns: None,
         mqtt: None,
+        profile: Default::default(),
     })
     .await
     .map_err(setup("simulators"))?;

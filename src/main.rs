@@ -88,6 +88,18 @@ enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Write a CA that is not ecrlink's (ca.pem, ca.key) and terminal.pem/.key for NAME
+    /// into DIR: a stand-in for the vendor SDK's CA, for `sim --profile comercia-pos`.
+    VendorCa {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        #[arg(long)]
+        force: bool,
+    },
     /// Issue device-ID.pem/device-ID.key (a terminal's MQTT client certificate).
     Device {
         #[arg(long)]
@@ -110,6 +122,10 @@ enum ConfigCommand {
 
 #[derive(Args)]
 struct SimArgs {
+    /// The terminal protocol to serve: the InStore API, or the payment app's own
+    /// (`comercia-pos`: /v1/transactions/payment + status, decimal euros, X-SOURCE).
+    #[arg(long, value_enum, default_value = "instore")]
+    profile: ecrlink::sim::SimProfile,
     /// Address to listen on; port 0 picks a free port (the bound address is printed).
     /// The default is where config/config.json looks for it (the gateway has 3000).
     #[arg(long, default_value = "127.0.0.1:3001")]
@@ -285,6 +301,12 @@ fn certs(cmd: CertsCommand) -> Result<ExitCode> {
             device_id,
             force,
         } => pki::issue_device(&dir, &device_id, force)?,
+        CertsCommand::VendorCa {
+            dir,
+            name,
+            ips,
+            force,
+        } => pki::vendor_ca(&dir, &name, &ips, force)?,
     };
     for path in written {
         println!("wrote {}", path.display());
@@ -352,6 +374,7 @@ async fn sim(args: SimArgs) -> Result<ExitCode> {
         faults,
         mdns: args.mdns.then_some(args.mdns_interfaces),
         mqtt,
+        profile: args.profile,
     })
     .await?;
     let terminals = fleet.terminals();

@@ -16,6 +16,7 @@ use crate::journal::{Journal, JournalError};
 use crate::pki;
 use crate::probe::icmp::Icmp;
 use crate::probe::{self, Health, Hysteresis, LinkState, ProbeSettings, mdns};
+use crate::terminal::comercia::{self, Records};
 use crate::terminal::{TerminalAddress, TerminalClient};
 use crate::tls::{self, TlsError};
 use crate::transport::Transport;
@@ -36,6 +37,8 @@ pub enum ServeError {
     Fallback { broker: String, source: TlsError },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    VendorCa(#[from] comercia::lane::LaneTlsError),
 }
 
 /// A gateway ready to serve: journal open, unfinished transactions resumed.
@@ -56,6 +59,9 @@ struct Shared<'a> {
     sightings: Option<mdns::Sightings>,
     mqtt: Option<Arc<MqttLink>>,
     shutdown: CancellationToken,
+    /// `comercia-pos` lanes: each one's own CA, and the journal view of its transport.
+    lane_tls: std::collections::HashMap<String, Arc<rustls::ClientConfig>>,
+    records: Records,
 }
 
 impl Gateway {
@@ -131,6 +137,8 @@ impl Gateway {
             sightings,
             mqtt,
             shutdown: shutdown.clone(),
+            lane_tls: comercia::lane::lane_tls(&config.terminals)?,
+            records: comercia::lane::records(journal.clone()),
         };
         let (mut links, mut terminals, mut monitors) = (Vec::new(), Vec::new(), Vec::new());
         for terminal in &config.terminals {
@@ -195,12 +203,16 @@ impl Shared<'_> {
         monitors: &mut Vec<tokio::task::JoinHandle<()>>,
     ) -> (TerminalLink, TerminalInfo) {
         let call_timeout = status_call_timeout(terminal.poll_interval);
-        let client = TerminalClient::new(
+        let tls = self.lane_tls.get(&terminal.device_id);
+        let mut client = TerminalClient::new(
             TerminalAddress::new(terminal.address),
-            self.terminal_tls.clone(),
+            tls.unwrap_or(&self.terminal_tls).clone(),
             terminal.static_ip_timeout,
         )
         .with_call_timeout(call_timeout);
+        if let Some(lane) = &terminal.comercia {
+            client = comercia::lane::with_name(client, lane);
+        }
         let settings = ProbeSettings {
             interval: self.config.probe_interval,
             connect_timeout: terminal.static_ip_timeout,
@@ -219,7 +231,18 @@ impl Shared<'_> {
         );
         monitors.push(monitor);
         let mut transports: Vec<Arc<dyn Transport>> = vec![Arc::new(Direct::new(client.clone()))];
-        if let Some(mqtt) = self.mqtt.as_ref().filter(|_| terminal.fallback) {
+        let mut comercia_api = None;
+        if let Some(lane) = &terminal.comercia {
+            let records = self.records.clone();
+            let (api, transport) =
+                comercia::lane::transport(&client, terminal, lane, call_timeout, records);
+            (transports, comercia_api) = (vec![transport], Some(api));
+        }
+        if let Some(mqtt) = self
+            .mqtt
+            .as_ref()
+            .filter(|_| terminal.fallback && terminal.comercia.is_none())
+        {
             transports.push(Arc::new(mqtt.transport(&terminal.device_id, call_timeout)));
         }
         let mut link =
@@ -237,6 +260,7 @@ impl Shared<'_> {
         let info = TerminalInfo {
             device_id: terminal.device_id.clone(),
             health,
+            comercia: comercia_api,
         };
         (link, info)
     }

@@ -25,6 +25,8 @@ pub enum ApiError {
     Unavailable(String),
     /// The terminal refused a call that is not a payment (cancel).
     Terminal(String),
+    /// The terminal's protocol does not offer this call (422 `unsupported_by_terminal`).
+    Unsupported(String),
     /// A failure tied to a recorded transaction.
     Transaction {
         status: StatusCode,
@@ -59,6 +61,11 @@ impl ApiError {
             E::InvalidState(m) => (StatusCode::CONFLICT, "invalid_state", m),
             E::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", m),
             E::Terminal(m) => (StatusCode::BAD_GATEWAY, "terminal_error", m),
+            E::Unsupported(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_by_terminal",
+                m,
+            ),
             E::Transaction {
                 status,
                 code,

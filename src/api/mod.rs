@@ -3,6 +3,7 @@
 
 mod error;
 mod metrics;
+mod profile;
 mod routes;
 pub mod validate;
 
@@ -24,6 +25,8 @@ pub use error::ApiError;
 pub struct TerminalInfo {
     pub device_id: String,
     pub health: watch::Receiver<Health>,
+    /// A `comercia-pos` terminal's API (its report; voids, cancels and currencies it refuses).
+    pub comercia: Option<crate::terminal::comercia::ComerciaClient>,
 }
 
 #[derive(Default)]

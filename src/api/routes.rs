@@ -99,6 +99,7 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         }
         (["v1", "transactions", id, "cancel"], &Method::POST) => {
             check_id(id)?;
+            super::profile::check_cancel(api, id).await?;
             match api.payments.cancel(id).await {
                 Ok(answer) => Ok(json(StatusCode::OK, &answer)),
                 Err(CancelError::NotFound(_)) => {
@@ -119,6 +120,10 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 .map(|t| terminal_json(api, t))
                 .collect();
             Ok(json(StatusCode::OK, &all))
+        }
+        (["v1", "terminals", device, "report"], &Method::GET) => {
+            let report = super::profile::report(api, device).await;
+            report.unwrap_or_else(|| Err(unknown_device(api, device)))
         }
         (["v1", "terminals", device], &Method::GET) => {
             match api.terminals.iter().find(|t| t.device_id == *device) {
@@ -234,6 +239,7 @@ async fn payment(
 ) -> Result<Response<Body>, ApiError> {
     let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
+    super::profile::check_payment(api, kind, &request)?;
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
         Ok(Admission::Started(results)) => {

@@ -68,6 +68,17 @@ pub struct Terminal {
     pub poll_interval: Duration,
     /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
     pub fallback: bool,
+    /// The `comercia-pos` profile's own settings (`None` for `instore`).
+    pub comercia: Option<ComerciaLane>,
+}
+
+/// A `comercia-pos` terminal: the name its certificate carries, the only CA trusted for
+/// it (the vendor SDK's), and the `X-SOURCE` value its payment app expects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComerciaLane {
+    pub server_name: String,
+    pub ca_cert: PathBuf,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -162,11 +173,17 @@ impl Config {
             _ => json!(d.as_secs_f64()),
         };
         let terminal = |t: &Terminal| {
-            json!({
+            let mut view = json!({
                 "deviceId": t.device_id, "terminalIp": t.address.to_string(),
                 "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
                 "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
-            })
+            });
+            if let (Some(c), Some(view)) = (&t.comercia, view.as_object_mut()) {
+                view.insert("serverName".into(), json!(c.server_name));
+                view.insert("caCert".into(), json!(c.ca_cert.to_string_lossy()));
+                view.insert("source".into(), json!(c.source));
+            }
+            view
         };
         let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
         let mut effective = json!({

@@ -65,6 +65,10 @@ pub(super) struct RawTerminal {
     pub static_ip_timeout: Option<Lenient<Duration>>,
     pub poll_seconds: Option<Lenient<Duration>>,
     pub fallback: Option<Lenient<bool>>,
+    /// `comercia-pos` only: the certificate's name, the vendor CA file, `X-SOURCE`.
+    pub server_name: Option<Lenient<String>>,
+    pub ca_cert: Option<Lenient<PathBuf>>,
+    pub source: Option<Lenient<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -75,23 +75,28 @@ impl StartTechnology {
     }
 }
 
-/// The protocol a terminal speaks: only InStore REST today; the key exists so that a
-/// second one can be chosen per terminal.
+/// The protocol a terminal speaks: the InStore REST API (DESIGN.md) or the payment app's
+/// own REST API (`comercia-pos`, `terminal::comercia`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Profile {
     #[default]
     Instore,
+    ComerciaPos,
 }
 
 impl Profile {
     pub fn as_str(self) -> &'static str {
-        "instore"
+        match self {
+            Profile::Instore => "instore",
+            Profile::ComerciaPos => "comercia-pos",
+        }
     }
 
     pub(super) fn parse(text: &str) -> Result<Profile, String> {
-        match text.trim().eq_ignore_ascii_case("instore") {
-            true => Ok(Profile::Instore),
-            false => Err("must be \"instore\" (the only terminal protocol ecrlink speaks)".into()),
-        }
+        let text = text.trim().to_ascii_lowercase();
+        let found = [Profile::Instore, Profile::ComerciaPos]
+            .into_iter()
+            .find(|p| p.as_str() == text);
+        found.ok_or_else(|| "must be \"instore\" or \"comercia-pos\"".into())
     }
 }

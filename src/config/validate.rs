@@ -13,7 +13,7 @@ use super::error::{ConfigError, Problem};
 use super::layers::Layers;
 use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
 use super::types::{Profile, StartTechnology, check_mode};
-use super::{Config, MdnsConfig, MqttFallback, Terminal};
+use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
@@ -71,6 +71,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
         profile: Profile::Instore,
+        comercia: None,
         static_ip_timeout: timeout.unwrap_or_default(),
         poll_interval: poll.unwrap_or_default(),
         fallback: push.is_some_and(StartTechnology::wants_push_fallback)
@@ -184,8 +185,20 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
     let missing_id = "the deviceId the POS names this lane's terminal by";
     let device_id = r.need(&at("deviceId"), raw.device_id, missing_id, &|t| name(t));
     let missing_ip = "the terminal's fixed IP address, like \"192.168.1.21\"";
+    let port_given = match &raw.terminal_ip {
+        Lenient::Given(Value::String(t), _) => t.trim().parse::<SocketAddr>().is_ok(),
+        _ => true,
+    };
     let address = r.need(&at("terminalIp"), raw.terminal_ip, missing_ip, &ok);
     let profile = r.get(&at("profile"), raw.profile, Profile::Instore, &ok);
+    let comercia = comercia_lane(r, i, profile, (raw.server_name, raw.ca_cert, raw.source));
+    let address = match (address, profile) {
+        (Some(a), Some(Profile::ComerciaPos)) if !port_given => Some(SocketAddr::new(
+            a.ip(),
+            crate::constants::COMERCIA_DEFAULT_PORT,
+        )),
+        (a, _) => a,
+    };
     let timeout = r.opt(&at("staticIptimeOut"), raw.static_ip_timeout, &secs(120.0));
     let poll = r.opt(&at("pollSeconds"), raw.poll_seconds, &|poll| match stop {
         Some(stop) if *poll >= stop => Err(longer(stop)),
@@ -199,7 +212,67 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         static_ip_timeout: timeout?.unwrap_or(lane.static_ip_timeout),
         poll_interval: poll?.unwrap_or(lane.poll_interval),
         fallback: lane.fallback && fallback?.unwrap_or(true),
+        comercia: comercia?,
     })
+}
+
+type ComerciaKeys = (
+    Option<Lenient<String>>,
+    Option<Lenient<std::path::PathBuf>>,
+    Option<Lenient<String>>,
+);
+
+/// `serverName` and `caCert` are required for a `comercia-pos` terminal and refused for
+/// an `instore` one (its name and CA are fixed); `source` defaults to `COMERCIA`.
+fn comercia_lane(
+    r: &mut Reader,
+    i: usize,
+    profile: Option<Profile>,
+    keys: ComerciaKeys,
+) -> Option<Option<ComerciaLane>> {
+    let at = |key: &str| format!("terminals[{i}].{key}");
+    let (name, ca, source) = keys;
+    if profile != Some(Profile::ComerciaPos) {
+        for (key, given) in [
+            ("serverName", name.is_some()),
+            ("caCert", ca.is_some()),
+            ("source", source.is_some()),
+        ] {
+            if given {
+                r.problem(&at(key), None, "is only for \"profile\": \"comercia-pos\" (an instore terminal's name and CA are fixed)");
+            }
+        }
+        return profile.map(|_| None);
+    }
+    let dns = |t: &String| match rustls::pki_types::ServerName::try_from(t.as_str()) {
+        Ok(rustls::pki_types::ServerName::DnsName(_)) => Ok(()),
+        _ => Err("must be the DNS name the terminal's certificate carries".to_string()),
+    };
+    let header = |t: &String| match (1..=64).contains(&t.len())
+        && t.bytes().all(|b| b.is_ascii_graphic())
+    {
+        true => Ok(()),
+        false => Err("must be 1 to 64 visible ASCII characters (the X-SOURCE header)".to_string()),
+    };
+    let missing = Lenient::Missing;
+    let name = r.need(
+        &at("serverName"),
+        name.unwrap_or(Lenient::Missing),
+        "the name in the terminal's certificate",
+        &dns,
+    );
+    let ca = r.need(
+        &at("caCert"),
+        ca.unwrap_or(missing),
+        "the vendor SDK's CA file (PEM)",
+        &ok,
+    );
+    let source = r.opt(&at("source"), source, &header);
+    Some(Some(ComerciaLane {
+        server_name: name?,
+        ca_cert: ca?,
+        source: source?.unwrap_or_else(|| crate::constants::COMERCIA_DEFAULT_SOURCE.into()),
+    }))
 }
 
 /// `fallback.mqtt`; the files default to the certificates folder.

@@ -14,12 +14,14 @@
 mod issue;
 mod show;
 mod store;
+mod vendor;
 
 use std::path::{Path, PathBuf};
 
 pub use issue::{Ca, Leaf, LeafSpec, Usage};
 pub use show::{CertSummary, fingerprint_sha256, not_after, show, summarize};
 pub use store::{BROKER_CERT, BROKER_KEY, InitOptions, init, issue_broker, issue_device};
+pub use vendor::vendor_ca;
 
 /// The CA certificate (PEM); the file clients are told to trust.
 pub const CA_CERT: &str = "ca.pem";

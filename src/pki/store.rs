@@ -23,7 +23,7 @@ const BROKER_CN: &str = "ecrlink-broker";
 
 /// Who may read a file once written.
 #[derive(Clone, Copy)]
-enum Access {
+pub(super) enum Access {
     /// Private keys: owner only.
     Secret,
     /// Certificates: anyone, so a broker running as another user can read them.
@@ -157,7 +157,7 @@ impl Leaf {
     }
 }
 
-fn refuse_existing(paths: &[PathBuf]) -> Result<(), PkiError> {
+pub(super) fn refuse_existing(paths: &[PathBuf]) -> Result<(), PkiError> {
     // symlink_metadata also catches a dangling symlink, which a write would follow.
     match paths.iter().find(|p| p.symlink_metadata().is_ok()) {
         Some(path) => Err(PkiError::Exists { path: path.clone() }),
@@ -165,7 +165,7 @@ fn refuse_existing(paths: &[PathBuf]) -> Result<(), PkiError> {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+pub(super) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -178,7 +178,12 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Writes through a temporary file in the same directory and renames it into place. The
 /// temporary file is created owner-only, so a key is never readable by others, even briefly.
-fn write_file(path: &Path, contents: &[u8], access: Access, force: bool) -> Result<(), PkiError> {
+pub(super) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    access: Access,
+    force: bool,
+) -> Result<(), PkiError> {
     let io_err = |source| PkiError::Io {
         path: path.to_path_buf(),
         source,

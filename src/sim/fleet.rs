@@ -41,6 +41,8 @@ pub struct FleetOptions {
     pub mdns: Option<Vec<String>>,
     /// Also serve over MQTT through this broker.
     pub mqtt: Option<BrokerUrl>,
+    /// The protocol every device serves over HTTPS.
+    pub profile: super::SimProfile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,7 @@ impl Fleet {
                 state_file,
                 faults: opts.faults.clone(),
                 mqtt,
+                profile: opts.profile,
                 ..SimOptions::default()
             })?;
             devices.push((id, listener, simulator));

@@ -2,6 +2,7 @@
 //! HTTPS, card outcomes chosen by amount, and fault knobs for the tests. It is a
 //! separate command; `serve` never exposes any of it.
 
+mod comercia;
 mod fleet;
 mod mqtt;
 mod routes;
@@ -76,6 +77,16 @@ pub struct SimOptions {
     pub version: String,
     /// Also serve the protocol over MQTT through this broker.
     pub mqtt: Option<SimMqtt>,
+    /// The terminal protocol served over HTTPS.
+    pub profile: SimProfile,
+}
+
+/// `ecrlink sim --profile`: the InStore protocol or the payment app's own API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimProfile {
+    #[default]
+    Instore,
+    ComerciaPos,
 }
 
 impl Default for SimOptions {
@@ -87,6 +98,7 @@ impl Default for SimOptions {
             faults: Faults::default(),
             version: format!("ecrlink-sim {}", env!("CARGO_PKG_VERSION")),
             mqtt: None,
+            profile: SimProfile::Instore,
         }
     }
 }
@@ -134,8 +146,16 @@ impl Simulator {
             .mqtt
             .clone()
             .map(|settings| tokio::spawn(mqtt::run(sim.clone(), settings, shutdown.clone())));
-        let handler = move |req, _peer: SocketAddr| routes::handle(sim.clone(), req);
-        crate::http::server::serve(listener, Some(tls), handler, shutdown).await;
+        match sim.opts.profile {
+            SimProfile::Instore => {
+                let handler = move |req, _peer: SocketAddr| routes::handle(sim.clone(), req);
+                crate::http::server::serve(listener, Some(tls), handler, shutdown).await;
+            }
+            SimProfile::ComerciaPos => {
+                let handler = move |req, _peer: SocketAddr| comercia::handle(sim.clone(), req);
+                crate::http::server::serve(listener, Some(tls), handler, shutdown).await;
+            }
+        }
         if let Some(task) = mqtt_side {
             let _ = task.await;
         }

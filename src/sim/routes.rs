@@ -99,7 +99,7 @@ pub(super) async fn protocol(
     }
 }
 
-async fn wait_while_hanging(sim: &Sim) {
+pub(super) async fn wait_while_hanging(sim: &Sim) {
     loop {
         let woken = sim.unhang.notified();
         if !lock(&sim.faults).hang {
@@ -148,7 +148,7 @@ async fn wait_while_held(sim: &Sim) {
     }
 }
 
-fn take_ignored_poll(sim: &Sim) -> bool {
+pub(super) fn take_ignored_poll(sim: &Sim) -> bool {
     let mut faults = lock(&sim.faults);
     if faults.ignore_polls > 0 {
         faults.ignore_polls -= 1;
@@ -216,14 +216,14 @@ async fn start(sim: Arc<Sim>, kind: TxnKind, body: Bytes) -> HandlerResult {
 
 /// How the answer to a completed start call is spoilt, if it is. One fault per
 /// answer, in this order; the others stay armed for the next payment.
-enum AnswerFault {
+pub(super) enum AnswerFault {
     None,
     Drop,
     Error(u16),
     Wrong,
 }
 
-fn take_answer_fault(sim: &Sim) -> AnswerFault {
+pub(super) fn take_answer_fault(sim: &Sim) -> AnswerFault {
     let mut faults = lock(&sim.faults);
     if faults.drop_responses > 0 {
         faults.drop_responses -= 1;
@@ -266,7 +266,7 @@ fn phantom_record(result: &TxnResult) -> TxnResult {
 
 /// Admits a start request: a repeat joins the known transaction, a new one starts a
 /// payment if the terminal is free. Answers early (as a response) otherwise.
-fn admit(
+pub(super) fn admit(
     sim: &Arc<Sim>,
     kind: TxnKind,
     request: PaymentRequest,
@@ -429,7 +429,7 @@ fn parse_request(kind: TxnKind, body: &Bytes) -> Result<PaymentRequest, String> 
 }
 
 /// `/sim/faults` (GET, POST) and `/sim/stats`: the test's handle on the simulator.
-async fn admin(
+pub(super) async fn admin(
     sim: &Sim,
     method: Method,
     segs: &[&str],

@@ -21,6 +21,14 @@ pub struct ComerciaClient {
     call_timeout: Duration,
 }
 
+impl std::fmt::Debug for ComerciaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComerciaClient")
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}
+
 impl ComerciaClient {
     pub fn new(
         terminal: TerminalClient,

@@ -8,6 +8,7 @@
 //! [`Transport`]: crate::transport::Transport
 
 pub mod client;
+pub mod lane;
 pub mod mapping;
 pub mod transport;
 
