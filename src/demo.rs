@@ -1,6 +1,6 @@
-//! `ecrlink demo`: a store of two lanes on loopback with a throwaway PKI — two simulated
-//! terminals and one gateway — a real sale on each lane at once over verified TLS, then
-//! the curl lines to try.
+//! `ecrlink demo`: a store of three lanes on loopback with a throwaway PKI — two simulated
+//! InStore terminals, one `comercia-pos` terminal with a vendor CA of its own, and one
+//! gateway — a real sale on each lane at once over verified TLS, then the curl lines to try.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::constants::DEFAULT_DEVICE_ID;
 use crate::http::client::HttpClient;
 use crate::pki::{self, InitOptions};
 use crate::serve::Gateway;
-use crate::sim::{Faults, Fleet, FleetOptions};
+use crate::sim::{Faults, Fleet, FleetOptions, SimProfile};
 use crate::terminal::wire::{TxnResult, TxnStatus};
 use crate::tls;
 
@@ -27,8 +27,13 @@ pub enum DemoError {
     Sale(String),
 }
 
-/// The demo store's lanes, each with its own simulated terminal.
+/// The demo store's InStore lanes, each with its own simulated terminal.
 const LANES: u16 = 2;
+
+/// The third lane: a `comercia-pos` terminal, its certificate for this name from a
+/// vendor CA that is not ecrlink's.
+const COMERCIA_LANE: &str = "ECRLINK-POS-0003";
+const COMERCIA_NAME: &str = "pos.comercia.demo";
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
     move |e| DemoError::Setup(format!("{what}: {e}"))
@@ -49,8 +54,12 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<Vec<TxnResu
     })
     .map_err(setup("certificates"))?;
 
+    let vendor = dir.path().join("vendor");
+    let loopback = ["127.0.0.1".parse().expect("literal IP")];
+    pki::vendor_ca(&vendor, COMERCIA_NAME, &loopback, false).map_err(setup("vendor CA"))?;
+
     let tasks = TaskTracker::new();
-    let fleet = Fleet::bind(FleetOptions {
+    let options = FleetOptions {
         listen: "127.0.0.1:0".parse().expect("literal address"),
         devices: LANES,
         certs: certs.clone(),
@@ -64,16 +73,28 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<Vec<TxnResu
         faults: Faults::default(),
         mdns: None,
         mqtt: None,
-        profile: Default::default(),
-    })
-    .await
-    .map_err(setup("simulators"))?;
-    let lanes = fleet.terminals();
+        profile: SimProfile::Instore,
+    };
+    let comercia = FleetOptions {
+        devices: 1,
+        certs: vendor.clone(),
+        device_id: COMERCIA_LANE.into(),
+        profile: SimProfile::ComerciaPos,
+        ..options.clone()
+    };
+    let fleet = Fleet::bind(options).await.map_err(setup("simulators"))?;
+    let comercia = Fleet::bind(comercia).await.map_err(setup("simulators"))?;
+    let mut lanes = fleet.terminals();
+    lanes.extend(comercia.terminals());
     tasks.spawn(fleet.run(shutdown.clone()));
+    tasks.spawn(comercia.run(shutdown.clone()));
 
-    let terminals: Vec<_> = (lanes.iter())
+    let mut terminals: Vec<_> = (lanes.iter())
         .map(|(id, addr)| serde_json::json!({"deviceId": id, "terminalIp": addr.to_string()}))
         .collect();
+    terminals[LANES as usize]["profile"] = "comercia-pos".into();
+    terminals[LANES as usize]["serverName"] = COMERCIA_NAME.into();
+    terminals[LANES as usize]["caCert"] = vendor.join(pki::CA_CERT).display().to_string().into();
     let config_json = serde_json::json!({
         "port": "0", "url": "localhost", "SSL": "True", "mode": "F", "terminals": terminals,
         "staticIptimeOut": 5, "timeStop": 60, "pollSeconds": 2, "loopsBefore": 3,
@@ -90,18 +111,23 @@ pub async fn run(smoke: bool, shutdown: CancellationToken) -> Result<Vec<TxnResu
     let api_addr = listener.local_addr().map_err(setup("gateway port"))?;
     tasks.spawn(gateway.run(listener, shutdown.clone()));
     for (id, addr) in &lanes {
-        println!(
-            "simulated terminal {id} at https://{addr} (verified as instorepaymentapi.globalpayments.es)"
-        );
+        let how = match id.as_str() {
+            COMERCIA_LANE => {
+                format!("comercia-pos, verified as {COMERCIA_NAME} against its vendor CA")
+            }
+            _ => "verified as instorepaymentapi.globalpayments.es".into(),
+        };
+        println!("simulated terminal {id} at https://{addr} ({how})");
     }
     println!("gateway API at https://localhost:{}", api_addr.port());
 
     // One sale per lane, at the same time: neither lane waits for the other.
-    let (first, second) = tokio::join!(
+    let (first, second, third) = tokio::join!(
         demo_sale(&certs, api_addr, &lanes[0].0),
-        demo_sale(&certs, api_addr, &lanes[1].0)
+        demo_sale(&certs, api_addr, &lanes[1].0),
+        demo_sale(&certs, api_addr, &lanes[2].0)
     );
-    let results = [first, second];
+    let results = [first, second, third];
     for r in results.iter().flatten() {
         println!(
             "demo sale {} on {}: {} {} {:.2} {} (authorization {})",

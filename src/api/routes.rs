@@ -318,5 +318,10 @@ fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
     );
     view["transports"] = json!(api.payments.transport_details(&t.device_id));
     view["busyWith"] = json!(api.payments.busy_with(&t.device_id));
+    view["profile"] = json!(if t.comercia.is_some() {
+        "comercia-pos"
+    } else {
+        "instore"
+    });
     view
 }

@@ -191,6 +191,7 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
     };
     let address = r.need(&at("terminalIp"), raw.terminal_ip, missing_ip, &ok);
     let profile = r.get(&at("profile"), raw.profile, Profile::Instore, &ok);
+    let is_comercia = profile == Some(Profile::ComerciaPos);
     let comercia = comercia_lane(r, i, profile, (raw.server_name, raw.ca_cert, raw.source));
     let address = match (address, profile) {
         (Some(a), Some(Profile::ComerciaPos)) if !port_given => Some(SocketAddr::new(
@@ -211,7 +212,8 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         profile: profile?,
         static_ip_timeout: timeout?.unwrap_or(lane.static_ip_timeout),
         poll_interval: poll?.unwrap_or(lane.poll_interval),
-        fallback: lane.fallback && fallback?.unwrap_or(true),
+        // The MQTT fallback speaks the InStore protocol only.
+        fallback: lane.fallback && fallback?.unwrap_or(true) && !is_comercia,
         comercia: comercia?,
     })
 }

@@ -52,16 +52,17 @@ impl ComerciaClient {
         &self.device_id
     }
 
-    /// `POST /v1/transactions/payment`: answered at once (`1001` when accepted).
-    pub async fn payment(
-        &self,
-        order_id: &str,
-        cents: u64,
-        wait: Duration,
-    ) -> Result<Answer, TerminalError> {
+    /// `POST /v1/transactions/payment`: answered at once (`1001` when accepted), so it
+    /// has the short calls' deadline; a late answer is "maybe delivered" and looked up.
+    pub async fn payment(&self, order_id: &str, cents: u64) -> Result<Answer, TerminalError> {
         let body = json!({"orderId": order_id, "amount": euros(cents), "description": format!("ecrlink {order_id}")});
-        self.answer(Method::POST, "/v1/transactions/payment", Some(body), wait)
-            .await
+        self.answer(
+            Method::POST,
+            "/v1/transactions/payment",
+            Some(body),
+            self.call_timeout,
+        )
+        .await
     }
 
     /// `POST /v1/transactions/refund` of the original's terminal-side `transaction_id`.
@@ -70,11 +71,15 @@ impl ComerciaClient {
         order_id: &str,
         original: &str,
         cents: u64,
-        wait: Duration,
     ) -> Result<Answer, TerminalError> {
         let body = json!({"transactionId": original, "amount": euros(cents), "orderId": order_id});
-        self.answer(Method::POST, "/v1/transactions/refund", Some(body), wait)
-            .await
+        self.answer(
+            Method::POST,
+            "/v1/transactions/refund",
+            Some(body),
+            self.call_timeout,
+        )
+        .await
     }
 
     /// `POST /v1/transactions/status`.

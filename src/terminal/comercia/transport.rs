@@ -53,10 +53,10 @@ impl Comercia {
         let cents = req.amount;
         let id = &req.transaction_id;
         let answer = match kind {
-            TxnKind::Sale => self.client.payment(id, cents, wait).await?,
+            TxnKind::Sale => self.client.payment(id, cents).await?,
             TxnKind::Refund => {
                 let original = self.original_id(req).await?;
-                self.client.refund(id, &original, cents, wait).await?
+                self.client.refund(id, &original, cents).await?
             }
             TxnKind::Void => {
                 let m = format!("the {PROFILE} terminal {} offers no void", req.device_id);
