@@ -506,7 +506,7 @@ fn every_invalid_multi_terminal_case_is_named_in_one_run() {
             { "deviceId": "LANE-1", "terminalIp": "192.168.1.21" },
             { "deviceId": "LANE-1", "terminalIp": "192.168.1.22" },
             { "deviceId": "LANE-3", "terminalIp": "192.168.1.21:3000" },
-            { "deviceId": "lane 4", "terminalIp": "shop-lane-4.local", "profile": "comercia-pos" },
+            { "deviceId": "lane 4", "terminalIp": "shop-lane-4.local", "profile": "pushy-cloud" },
             { "deviceId": "LANE-5", "pollSeconds": 20, "fallback": "perhaps", "colour": "red" },
             "192.168.1.26",
             { "deviceId": "LANE-7", "terminalIp": "192.168.1.27", "staticIptimeOut": 0 }
