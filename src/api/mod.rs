@@ -3,6 +3,8 @@
 
 mod error;
 mod metrics;
+pub mod paths;
+mod request_id;
 mod routes;
 pub mod validate;
 
