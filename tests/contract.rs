@@ -96,6 +96,7 @@ fn request_schemas_carry_the_validators_limits() {
         assert_eq!(props, &{
             let mut p = schemas["SaleRequest"]["properties"].clone();
             p["originalTransactionId"] = props["originalTransactionId"].clone();
+            p["transactionId"]["example"] = props["transactionId"]["example"].clone();
             p
         });
         for field in ["deviceId", "paymentApp"] {
@@ -140,10 +141,9 @@ fn request_schemas_carry_the_validators_limits() {
     use ecrlink::terminal::wire::TxnKind;
     let sale_example = example("SaleRequest");
     validate::parse_payment(TxnKind::Sale, &sale_example).expect("sale example");
-    let mut refund: Value = serde_json::from_slice(&example("UndoRequest")).unwrap();
-    refund["transactionId"] = json!("R-1");
-    validate::parse_payment(TxnKind::Refund, &serde_json::to_vec(&refund).unwrap())
+    let refund = validate::parse_payment(TxnKind::Refund, &example("UndoRequest"))
         .expect("refund example");
+    ecrlink::txn::originals::not_itself(&refund).expect("the example names another original");
 }
 
 #[test]

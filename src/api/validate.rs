@@ -75,9 +75,7 @@ pub fn parse_payment(kind: TxnKind, body: &[u8]) -> Result<PaymentRequest, Strin
                 .push("amount: required (a positive integer in cents, e.g. 1000 for 10.00)".into());
             None
         }
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|a| (1..=MAX_AMOUNT).contains(&a)) => {
-            n.as_u64()
-        }
+        Some(Value::Number(n)) if whole_amount(n).is_some() => whole_amount(n),
         Some(other) => {
             problems.push(format!(
                 "amount: must be a positive integer number of cents from 1 to {MAX_AMOUNT} (e.g. 1000 for 10.00), got {other}"
@@ -157,6 +155,22 @@ pub fn parse_payment(kind: TxnKind, body: &[u8]) -> Result<PaymentRequest, Strin
         }),
         _ => Err("request body is incomplete".into()),
     }
+}
+
+/// An amount in range written as a whole number: `1000`, or `1000.0` (JSON Schema's
+/// `integer` counts it as one, and so does the request schema).
+fn whole_amount(n: &serde_json::Number) -> Option<u64> {
+    let whole = match n.as_u64() {
+        Some(a) => a,
+        None => {
+            let f = n.as_f64()?;
+            if f.fract() != 0.0 || !(1.0..=MAX_AMOUNT as f64).contains(&f) {
+                return None;
+            }
+            f as u64
+        }
+    };
+    (1..=MAX_AMOUNT).contains(&whole).then_some(whole)
 }
 
 fn text(
@@ -295,12 +309,16 @@ mod tests {
         let req = parse_payment(TxnKind::Sale, &body(sale())).unwrap();
         assert_eq!(req.amount, 1000);
         assert_eq!(req.other_data, json!({"printReceipt":0}));
+        let mut whole = sale();
+        whole["amount"] = json!(1000.0);
+        assert_eq!(parse_payment(TxnKind::Sale, &body(whole)).unwrap().amount, 1000);
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(&str, Value, &str)> = vec![
             ("amount", json!(10.5), "amount"),
+            ("amount", json!(1e9), "amount"),
             ("amount", json!(0), "amount"),
             ("amount", json!(-5), "amount"),
             ("amount", json!("1000"), "amount"),
