@@ -141,8 +141,8 @@ fn request_schemas_carry_the_validators_limits() {
     use ecrlink::terminal::wire::TxnKind;
     let sale_example = example("SaleRequest");
     validate::parse_payment(TxnKind::Sale, &sale_example).expect("sale example");
-    let refund = validate::parse_payment(TxnKind::Refund, &example("UndoRequest"))
-        .expect("refund example");
+    let refund =
+        validate::parse_payment(TxnKind::Refund, &example("UndoRequest")).expect("refund example");
     ecrlink::txn::originals::not_itself(&refund).expect("the example names another original");
 }
 

@@ -311,7 +311,10 @@ mod tests {
         assert_eq!(req.other_data, json!({"printReceipt":0}));
         let mut whole = sale();
         whole["amount"] = json!(1000.0);
-        assert_eq!(parse_payment(TxnKind::Sale, &body(whole)).unwrap().amount, 1000);
+        assert_eq!(
+            parse_payment(TxnKind::Sale, &body(whole)).unwrap().amount,
+            1000
+        );
     }
 
     #[test]
