@@ -64,3 +64,14 @@ pub const KEEPALIVE_IDLE_MAX: Duration = Duration::from_secs(2);
 
 /// Most idle kept-alive connections per terminal client.
 pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// `/metrics` histogram buckets (seconds) of a payment as the POS waits for it: a card
+/// payment takes 30–40 s, over a minute with PIN.
+pub const PAYMENT_SECONDS_BUCKETS: [f64; 14] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0,
+];
+
+/// `/metrics` histogram buckets (seconds) of a journal commit (one fsync).
+pub const JOURNAL_COMMIT_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];

@@ -3,6 +3,8 @@
 
 mod error;
 mod metrics;
+mod metrics_ops;
+mod observe;
 pub mod paths;
 mod request_id;
 mod routes;
@@ -34,6 +36,7 @@ pub struct Metrics {
     pub http_errors: AtomicU64,
     pub payments_started: AtomicU64,
     pub payments_replayed: AtomicU64,
+    pub observed: observe::Observed,
 }
 
 impl Metrics {

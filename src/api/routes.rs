@@ -28,6 +28,9 @@ const UNKNOWN_GRACE: Duration = Duration::from_secs(2);
 pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Body> {
     Metrics::bump(&api.metrics.http_requests);
     let request_id = request_id::of(&req);
+    let method = super::observe::method_label(req.method());
+    let template =
+        paths::find(&segments(req.uri().path())).map_or("unmatched", |m| m.route.template);
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut resp = match route(&api, req).instrument(span).await {
         Ok(resp) => resp,
@@ -35,6 +38,10 @@ pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Bo
     };
     resp.headers_mut()
         .insert(request_id::HEADER, request_id::header_value(&request_id));
+    api.metrics
+        .observed
+        .http
+        .bump(&[template, method, resp.status().as_str()]);
     if resp.status().is_client_error() || resp.status().is_server_error() {
         Metrics::bump(&api.metrics.http_errors);
     }
@@ -260,13 +267,16 @@ async fn payment(
     kind: TxnKind,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
+    let received = std::time::Instant::now();
     let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
         Ok(Admission::Started(results)) => {
             Metrics::bump(&api.metrics.payments_started);
-            wait_result(results, time_stop + UNKNOWN_GRACE, true).await
+            let result = wait_result(results, time_stop + UNKNOWN_GRACE, true).await;
+            api.metrics.observed.payment(kind, received.elapsed());
+            result
         }
         Ok(Admission::Joined(results)) => {
             Metrics::bump(&api.metrics.payments_replayed);
