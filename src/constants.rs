@@ -75,3 +75,7 @@ pub const PAYMENT_SECONDS_BUCKETS: [f64; 14] = [
 pub const JOURNAL_COMMIT_BUCKETS: [f64; 11] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
+
+/// The environment variable that picks the log format (`text` or `json`); main reads it
+/// before the config, and the config's `ECRLINK_*` layer leaves it alone.
+pub const LOG_FORMAT_ENV: &str = "ECRLINK_LOGFORMAT";

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod histogram;
 pub mod http;
 pub mod journal;
+pub mod log_format;
 pub mod pki;
 pub mod probe;
 pub mod serve;

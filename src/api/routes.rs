@@ -31,7 +31,12 @@ pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Bo
     let method = super::observe::method_label(req.method());
     let template =
         paths::find(&segments(req.uri().path())).map_or("unmatched", |m| m.route.template);
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        transaction_id = tracing::field::Empty,
+        device_id = tracing::field::Empty
+    );
     let mut resp = match route(&api, req).instrument(span).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
@@ -68,6 +73,9 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         return Err(e);
     }
     let param = matched.params.first().copied().unwrap_or_default();
+    if matched.route.template.contains("{transactionId}") {
+        tracing::Span::current().record("transaction_id", param);
+    }
     match matched.route.template {
         paths::STATUS_PAGE => Ok(with_type(
             StatusCode::OK,
@@ -270,6 +278,9 @@ async fn payment(
     let received = std::time::Instant::now();
     let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
+    let span = tracing::Span::current();
+    span.record("transaction_id", request.transaction_id.as_str());
+    span.record("device_id", request.device_id.as_str());
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
         Ok(Admission::Started(results)) => {
