@@ -79,3 +79,13 @@ pub const JOURNAL_COMMIT_BUCKETS: [f64; 11] = [
 /// The environment variable that picks the log format (`text` or `json`); main reads it
 /// before the config, and the config's `ECRLINK_*` layer leaves it alone.
 pub const LOG_FORMAT_ENV: &str = "ECRLINK_LOGFORMAT";
+
+/// `ecrlink doctor`: a terminal certificate with fewer days left is a warning.
+pub const DOCTOR_CERT_WARN_DAYS: f64 = 30.0;
+
+/// `ecrlink doctor`: a terminal clock further off than this (against its `Date`) is a
+/// warning — certificates and journal times are judged by clocks.
+pub const DOCTOR_CLOCK_SKEW_WARN: Duration = Duration::from_secs(30);
+
+/// `ecrlink doctor`: how long ICMP echoes may take.
+pub const DOCTOR_ICMP_DEADLINE: Duration = Duration::from_secs(2);

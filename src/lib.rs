@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod constants;
 pub mod demo;
+pub mod doctor;
 pub mod histogram;
 pub mod http;
 pub mod journal;

@@ -55,6 +55,13 @@ enum Command {
     /// Check a configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check each terminal layer by layer (config, ICMP, TCP, TLS, certificate, clock,
+    /// version call, MQTT broker), each with a verdict and a fix; exit 0 only when a sale
+    /// can work.
+    Doctor {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// The gateway as a Windows service: install, uninstall, start, stop, status.
     #[command(subcommand)]
     Service(ecrlink::service::ServiceCommand),
@@ -237,6 +244,15 @@ async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Certs(cmd) => certs(cmd),
         Command::Config(ConfigCommand::Check { config }) => config_check(config),
+        Command::Doctor { config } => {
+            let report = ecrlink::doctor::run(load_config(config, &Overrides::default())).await;
+            print!("{}", report.render());
+            Ok(if report.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Sim(args) => sim(args).await,
         Command::Serve(args) => serve(args, shutdown_on_signal()).await,
         Command::Service(_) => unreachable!("dispatched in main, outside the runtime"),
