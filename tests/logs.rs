@@ -30,7 +30,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Runs of 13–19 digits that pass the Luhn check: what a card number looks like.

@@ -172,8 +172,9 @@ fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
 
 fn check_histogram(name: &str, f: &Family) -> Result<(), String> {
     // Per label set (without le): the buckets in order, then _sum and _count.
-    let mut series: BTreeMap<BTreeMap<String, String>, (Vec<(f64, f64)>, Option<f64>)> =
-        BTreeMap::new();
+    // Buckets as (le, count), and the _count.
+    type Series = (Vec<(f64, f64)>, Option<f64>);
+    let mut series: BTreeMap<BTreeMap<String, String>, Series> = BTreeMap::new();
     for s in &f.samples {
         let mut key = s.labels.clone();
         let le = key.remove("le");
