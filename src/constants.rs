@@ -71,3 +71,27 @@ pub const COMERCIA_DEFAULT_PORT: u16 = 2011;
 /// `comercia-pos` profile: the header that names the calling integration, and its default.
 pub const COMERCIA_SOURCE_HEADER: &str = "x-source";
 pub const COMERCIA_DEFAULT_SOURCE: &str = "COMERCIA";
+/// `/metrics` histogram buckets (seconds) of a payment as the POS waits for it: a card
+/// payment takes 30–40 s, over a minute with PIN.
+pub const PAYMENT_SECONDS_BUCKETS: [f64; 14] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0,
+];
+
+/// `/metrics` histogram buckets (seconds) of a journal commit (one fsync).
+pub const JOURNAL_COMMIT_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// The environment variable that picks the log format (`text` or `json`); main reads it
+/// before the config, and the config's `ECRLINK_*` layer leaves it alone.
+pub const LOG_FORMAT_ENV: &str = "ECRLINK_LOGFORMAT";
+
+/// `ecrlink doctor`: a terminal certificate with fewer days left is a warning.
+pub const DOCTOR_CERT_WARN_DAYS: f64 = 30.0;
+
+/// `ecrlink doctor`: a terminal clock further off than this (against its `Date`) is a
+/// warning — certificates and journal times are judged by clocks.
+pub const DOCTOR_CLOCK_SKEW_WARN: Duration = Duration::from_secs(30);
+
+/// `ecrlink doctor`: how long ICMP echoes may take.
+pub const DOCTOR_ICMP_DEADLINE: Duration = Duration::from_secs(2);

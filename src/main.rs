@@ -2,7 +2,7 @@
 //! configuration and hand over to the library. A fatal error is one clear line on
 //! stderr and a non-zero exit.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,10 @@ const DEFAULT_CONFIG: &str = "config/config.json";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: text, or json (one object per line) for log shippers; also
+    /// ECRLINK_LOGFORMAT
+    #[arg(long = "log-format", global = true, value_enum)]
+    log_format: Option<ecrlink::log_format::LogFormat>,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +55,13 @@ enum Command {
     /// Check a configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check each terminal layer by layer (config, ICMP, TCP, TLS, certificate, clock,
+    /// version call, MQTT broker), each with a verdict and a fix; exit 0 only when a sale
+    /// can work.
+    Doctor {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// The gateway as a Windows service: install, uninstall, start, stop, status.
     #[command(subcommand)]
     Service(ecrlink::service::ServiceCommand),
@@ -217,11 +228,18 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = match ecrlink::log_format::LogFormat::choose(cli.log_format) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("ecrlink: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let command = match cli.command {
         Command::Service(cmd) => return service(cmd),
         other => other,
     };
-    init_logging();
+    ecrlink::log_format::init(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -238,20 +256,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
 async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Certs(cmd) => certs(cmd),
         Command::Config(ConfigCommand::Check { config }) => config_check(config),
+        Command::Doctor { config } => {
+            let report = ecrlink::doctor::run(load_config(config, &Overrides::default())).await;
+            print!("{}", report.render());
+            Ok(if report.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Sim(args) => sim(args).await,
         Command::Serve(args) => serve(args, shutdown_on_signal()).await,
         Command::Service(_) => unreachable!("dispatched in main, outside the runtime"),
@@ -420,7 +437,7 @@ async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<ExitCode>
 /// logs to files instead of the console.
 fn service(cmd: ecrlink::service::ServiceCommand) -> ExitCode {
     if !cmd.logs_to_files() {
-        init_logging();
+        ecrlink::log_format::init(ecrlink::log_format::LogFormat::choose(None).unwrap_or_default());
     }
     match ecrlink::service::run(cmd, serve_as_service) {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The one error type of the integrator API: every failure maps to a status and a
 //! `{ "error": { code, message } }` body. Internals never leak.
 
+use hyper::header::{ALLOW, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::http::{Body, error, error_with};
@@ -14,7 +15,10 @@ pub enum ApiError {
     Unauthorized,
     NotFound(String),
     UnknownDevice(String),
-    MethodNotAllowed(&'static str),
+    /// The path exists; the value is its `Allow` header (RFC 9110 requires it on a 405).
+    MethodNotAllowed(String),
+    /// A body declared as something other than JSON.
+    UnsupportedMediaType(String),
     TransactionConflict(String),
     TerminalBusy(String),
     /// A refund or void breaks a rule about its original (the message names it).
@@ -50,10 +54,21 @@ impl ApiError {
             ),
             E::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             E::UnknownDevice(m) => (StatusCode::NOT_FOUND, "unknown_device", m),
-            E::MethodNotAllowed(allowed) => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("this path accepts {allowed}"),
+            E::MethodNotAllowed(allowed) => {
+                let mut resp = error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("this path accepts {allowed}"),
+                );
+                if let Ok(value) = HeaderValue::from_str(&allowed) {
+                    resp.headers_mut().insert(ALLOW, value);
+                }
+                return resp;
+            }
+            E::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m,
             ),
             E::TransactionConflict(m) => (StatusCode::CONFLICT, "transaction_conflict", m),
             E::TerminalBusy(m) => (StatusCode::CONFLICT, "terminal_busy", m),

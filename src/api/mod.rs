@@ -4,6 +4,10 @@
 mod error;
 mod metrics;
 mod profile;
+mod metrics_ops;
+mod observe;
+pub mod paths;
+mod request_id;
 mod routes;
 pub mod validate;
 
@@ -35,6 +39,7 @@ pub struct Metrics {
     pub http_errors: AtomicU64,
     pub payments_started: AtomicU64,
     pub payments_replayed: AtomicU64,
+    pub observed: observe::Observed,
 }
 
 impl Metrics {

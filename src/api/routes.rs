@@ -4,15 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::AUTHORIZATION;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::validate::{check_transaction_id, parse_payment, parse_resolution};
-use super::{Api, ApiError, Metrics};
+use super::{Api, ApiError, Metrics, paths, request_id};
 use crate::constants::MAX_BODY_BYTES;
 use crate::http::error;
-use crate::http::{Body, BodyError, json, read_body, segments, with_type};
+use crate::http::{Body, BodyError, drain_body, json, read_body, segments, with_type};
 use crate::terminal::wire::{TxnKind, TxnResult, TxnStatus, Version};
 use crate::txn::supervisor::ResolveRefused;
 use crate::txn::{Admission, CancelError, ResolveError, SubmitError, wait_result};
@@ -26,10 +27,26 @@ const UNKNOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Body> {
     Metrics::bump(&api.metrics.http_requests);
-    let resp = match route(&api, req).await {
+    let request_id = request_id::of(&req);
+    let method = super::observe::method_label(req.method());
+    let template =
+        paths::find(&segments(req.uri().path())).map_or("unmatched", |m| m.route.template);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        transaction_id = tracing::field::Empty,
+        device_id = tracing::field::Empty
+    );
+    let mut resp = match route(&api, req).instrument(span).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     };
+    resp.headers_mut()
+        .insert(request_id::HEADER, request_id::header_value(&request_id));
+    api.metrics
+        .observed
+        .http
+        .bump(&[template, method, resp.status().as_str()]);
     if resp.status().is_client_error() || resp.status().is_server_error() {
         Metrics::bump(&api.metrics.http_errors);
     }
@@ -39,34 +56,49 @@ pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Bo
 async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
     let segs = segments(&path);
-    let method = req.method().clone();
-    if segs.first() == Some(&"v1") && segs.get(1) != Some(&"getVersion") {
-        authorize(api, &req)?;
+    let Some(matched) = paths::find(&segs) else {
+        drain_body(req).await;
+        return Err(ApiError::NotFound(format!(
+            "no such path: {path} (see /openapi.json)"
+        )));
+    };
+    if !matched.allows(req.method().as_str()) {
+        drain_body(req).await;
+        return Err(ApiError::MethodNotAllowed(matched.allow()));
     }
-    match (segs.as_slice(), &method) {
-        ([], &Method::GET) => Ok(with_type(
+    if matched.route.auth
+        && let Err(e) = authorize(api, &req)
+    {
+        drain_body(req).await;
+        return Err(e);
+    }
+    let param = matched.params.first().copied().unwrap_or_default();
+    if matched.route.template.contains("{transactionId}") {
+        tracing::Span::current().record("transaction_id", param);
+    }
+    match matched.route.template {
+        paths::STATUS_PAGE => Ok(with_type(
             StatusCode::OK,
             "text/html; charset=utf-8",
             STATUS_PAGE.as_bytes().to_vec(),
         )),
-        (["openapi.json"], &Method::GET) => Ok(with_type(
+        paths::OPENAPI => Ok(with_type(
             StatusCode::OK,
             "application/json",
             OPENAPI.as_bytes().to_vec(),
         )),
-        (["metrics"], &Method::GET) => super::metrics::render(api).await,
-        (["healthz"], &Method::GET) => Ok(healthz(api).await),
-        (["v1", "getVersion"], &Method::GET) => Ok(json(
+        paths::METRICS => super::metrics::render(api).await,
+        paths::HEALTHZ => Ok(healthz(api).await),
+        paths::VERSION => Ok(json(
             StatusCode::OK,
             &Version {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
         )),
-        (["v1", kind], &Method::POST) if TxnKind::parse(kind).is_some() => {
-            let kind = TxnKind::parse(kind).unwrap_or(TxnKind::Sale);
-            payment(api, kind, req).await
-        }
-        (["v1", "transactions"], &Method::GET) => {
+        paths::SALE => payment(api, TxnKind::Sale, req).await,
+        paths::REFUND => payment(api, TxnKind::Refund, req).await,
+        paths::VOID => payment(api, TxnKind::Void, req).await,
+        paths::TRANSACTIONS => {
             let limit = query_limit(req.uri().query())?;
             let recent = api
                 .payments
@@ -76,7 +108,8 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?;
             Ok(json(StatusCode::OK, &recent))
         }
-        (["v1", "transactions", id], &Method::GET) => {
+        paths::TRANSACTION => {
+            let id = param;
             check_id(id)?;
             match api.payments.get(id).await {
                 Ok(Some(result)) => Ok(json(StatusCode::OK, &result)),
@@ -84,7 +117,8 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 Err(e) => Err(ApiError::Unavailable(e.to_string())),
             }
         }
-        (["v1", "transactions", id, "events"], &Method::GET) => {
+        paths::EVENTS => {
+            let id = param;
             check_id(id)?;
             let events = api
                 .payments
@@ -97,7 +131,9 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
             }
             Ok(json(StatusCode::OK, &events))
         }
-        (["v1", "transactions", id, "cancel"], &Method::POST) => {
+        paths::CANCEL => {
+            let id = param;
+            drain_body(req).await;
             check_id(id)?;
             super::profile::check_cancel(api, id).await?;
             match api.payments.cancel(id).await {
@@ -109,11 +145,13 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 Err(e) => Err(ApiError::Terminal(e.to_string())),
             }
         }
-        (["v1", "transactions", id, "resolve"], &Method::POST) => {
-            check_id(id)?;
-            resolve(api, id, req).await
+        paths::RESOLVE => {
+            let id = param.to_string();
+            let body = read_api_body(req).await?;
+            check_id(&id)?;
+            resolve(api, &id, &body).await
         }
-        (["v1", "terminals"], &Method::GET) => {
+        paths::TERMINALS => {
             let all: Vec<_> = api
                 .terminals
                 .iter()
@@ -121,30 +159,16 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
                 .collect();
             Ok(json(StatusCode::OK, &all))
         }
-        (["v1", "terminals", device, "report"], &Method::GET) => {
-            let report = super::profile::report(api, device).await;
-            report.unwrap_or_else(|| Err(unknown_device(api, device)))
+        paths::REPORT => {
+            let report = super::profile::report(api, param).await;
+            report.unwrap_or_else(|| Err(unknown_device(api, param)))
         }
-        (["v1", "terminals", device], &Method::GET) => {
-            match api.terminals.iter().find(|t| t.device_id == *device) {
-                Some(t) => Ok(json(StatusCode::OK, &terminal_json(api, t))),
-                None => Err(unknown_device(api, device)),
-            }
-        }
-        ([], _)
-        | (["openapi.json"], _)
-        | (["metrics"], _)
-        | (["healthz"], _)
-        | (["v1", "getVersion"], _) => Err(ApiError::MethodNotAllowed("GET")),
-        (["v1", "sale" | "refund" | "void"], _) => Err(ApiError::MethodNotAllowed("POST")),
-        (["v1", "transactions", _, "cancel" | "resolve"], _) => {
-            Err(ApiError::MethodNotAllowed("POST"))
-        }
-        (["v1", "transactions", ..] | ["v1", "terminals", ..], _) => {
-            Err(ApiError::MethodNotAllowed("GET"))
-        }
-        _ => Err(ApiError::NotFound(format!(
-            "no such path: {path} (see /openapi.json)"
+        paths::TERMINAL => match api.terminals.iter().find(|t| t.device_id == param) {
+            Some(t) => Ok(json(StatusCode::OK, &terminal_json(api, t))),
+            None => Err(unknown_device(api, param)),
+        },
+        other => Err(ApiError::NotFound(format!(
+            "no handler for {other} (see /openapi.json)"
         ))),
     }
 }
@@ -187,12 +211,36 @@ fn query_limit(query: Option<&str>) -> Result<usize, ApiError> {
     Ok(100)
 }
 
+/// Reads a JSON body: the whole of it first (so an early answer is never lost to a
+/// reset), then `415` when the client declared another media type.
 async fn read_api_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
-    read_body(req, MAX_BODY_BYTES).await.map_err(|e| match e {
+    let declared = req.headers().get(CONTENT_TYPE).cloned();
+    let body = read_body(req, MAX_BODY_BYTES).await.map_err(|e| match e {
         BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
         BodyError::Timeout => ApiError::RequestTimeout(e.to_string()),
         BodyError::Read(_) => ApiError::InvalidRequest(e.to_string()),
-    })
+    })?;
+    if let Some(declared) = declared
+        && !is_json_media_type(declared.to_str().unwrap_or(""))
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body must be JSON (Content-Type: application/json), got {:?}",
+            declared.to_str().unwrap_or("(not text)")
+        )));
+    }
+    Ok(body)
+}
+
+/// `application/json` or any `+json` type, parameters (charset) ignored.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// `200` while the journal can commit, `503` with the reason when it cannot.
@@ -210,13 +258,8 @@ async fn healthz(api: &Api) -> Response<Body> {
     }
 }
 
-async fn resolve(
-    api: &Arc<Api>,
-    id: &str,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    let body = read_api_body(req).await?;
-    let (status, reason) = parse_resolution(&body).map_err(ApiError::InvalidRequest)?;
+async fn resolve(api: &Arc<Api>, id: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let (status, reason) = parse_resolution(body).map_err(ApiError::InvalidRequest)?;
     match api.payments.resolve(id, status, reason).await {
         Ok(result) => Ok(json(StatusCode::OK, &result)),
         Err(ResolveError::NotFound(_)) => {
@@ -237,14 +280,20 @@ async fn payment(
     kind: TxnKind,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
+    let received = std::time::Instant::now();
     let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
     super::profile::check_payment(api, kind, &request)?;
+    let span = tracing::Span::current();
+    span.record("transaction_id", request.transaction_id.as_str());
+    span.record("device_id", request.device_id.as_str());
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
         Ok(Admission::Started(results)) => {
             Metrics::bump(&api.metrics.payments_started);
-            wait_result(results, time_stop + UNKNOWN_GRACE, true).await
+            let result = wait_result(results, time_stop + UNKNOWN_GRACE, true).await;
+            api.metrics.observed.payment(kind, received.elapsed());
+            result
         }
         Ok(Admission::Joined(results)) => {
             Metrics::bump(&api.metrics.payments_replayed);

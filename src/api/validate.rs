@@ -66,8 +66,8 @@ pub fn parse_payment(kind: TxnKind, body: &[u8]) -> Result<PaymentRequest, Strin
             ));
         }
     }
-    let device_id = text(&obj, "deviceId", 64, &mut problems);
-    let payment_app = text(&obj, "paymentApp", 64, &mut problems);
+    let device_id = text(&obj, "deviceId", MAX_TEXT_CHARS, &mut problems);
+    let payment_app = text(&obj, "paymentApp", MAX_TEXT_CHARS, &mut problems);
     let transaction_id = id_field(&obj, "transactionId", true, &mut problems);
     let amount = match obj.get("amount") {
         None | Some(Value::Null) => {
@@ -75,9 +75,7 @@ pub fn parse_payment(kind: TxnKind, body: &[u8]) -> Result<PaymentRequest, Strin
                 .push("amount: required (a positive integer in cents, e.g. 1000 for 10.00)".into());
             None
         }
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|a| (1..=MAX_AMOUNT).contains(&a)) => {
-            n.as_u64()
-        }
+        Some(Value::Number(n)) if whole_amount(n).is_some() => whole_amount(n),
         Some(other) => {
             problems.push(format!(
                 "amount: must be a positive integer number of cents from 1 to {MAX_AMOUNT} (e.g. 1000 for 10.00), got {other}"
@@ -126,9 +124,6 @@ pub fn parse_payment(kind: TxnKind, body: &[u8]) -> Result<PaymentRequest, Strin
             "originalTransactionId: only refund and void name an original transaction".into(),
         );
     }
-    if original.is_some() && original == transaction_id {
-        problems.push("originalTransactionId: must differ from transactionId".into());
-    }
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
@@ -162,6 +157,22 @@ pub fn parse_payment(kind: TxnKind, body: &[u8]) -> Result<PaymentRequest, Strin
     }
 }
 
+/// An amount in range written as a whole number: `1000`, or `1000.0` (JSON Schema's
+/// `integer` counts it as one, and so does the request schema).
+fn whole_amount(n: &serde_json::Number) -> Option<u64> {
+    let whole = match n.as_u64() {
+        Some(a) => a,
+        None => {
+            let f = n.as_f64()?;
+            if f.fract() != 0.0 || !(1.0..=MAX_AMOUNT as f64).contains(&f) {
+                return None;
+            }
+            f as u64
+        }
+    };
+    (1..=MAX_AMOUNT).contains(&whole).then_some(whole)
+}
+
 fn text(
     obj: &Map<String, Value>,
     key: &str,
@@ -169,13 +180,13 @@ fn text(
     problems: &mut Vec<String>,
 ) -> Option<String> {
     match obj.get(key) {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= max => Some(s.clone()),
-        Some(Value::String(s)) if s.len() > max => {
+        Some(Value::String(s)) if !is_blank(s) && s.chars().count() <= max => Some(s.clone()),
+        Some(Value::String(s)) if s.chars().count() > max => {
             problems.push(format!("{key}: must be at most {max} characters"));
             None
         }
         Some(Value::String(_)) => {
-            problems.push(format!("{key}: must not be empty"));
+            problems.push(format!("{key}: must not be empty or only spaces"));
             None
         }
         None | Some(Value::Null) => {
@@ -187,6 +198,23 @@ fn text(
             None
         }
     }
+}
+
+/// JSON's own whitespace only (space, tab, CR, LF), so `openapi.json` can say the same
+/// thing as a pattern every regex engine reads alike: [`NOT_BLANK_PATTERN`].
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+}
+
+/// The pattern `openapi.json` gives every text that must not be blank.
+pub const NOT_BLANK_PATTERN: &str = "[^ \t\r\n]";
+
+/// The longest `deviceId` and `paymentApp`, in characters.
+pub const MAX_TEXT_CHARS: usize = 64;
+
+/// The ISO 4217 codes accepted as `currencyCode`, as `openapi.json` lists them.
+pub fn currencies() -> impl Iterator<Item = &'static str> {
+    ISO_4217.split_ascii_whitespace()
 }
 
 fn id_field(
@@ -246,8 +274,9 @@ pub fn parse_resolution(body: &[u8]) -> Result<(TxnStatus, String), String> {
             r.status
         ));
     }
-    let reason = r.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+    // Counted as sent and blank by JSON's whitespace, as the schema says.
+    let reason = r.reason.trim_matches([' ', '\t', '\r', '\n']);
+    if reason.is_empty() || r.reason.chars().count() > MAX_REASON_CHARS {
         problems.push(format!(
             "reason: required, 1 to {MAX_REASON_CHARS} characters (who checked what, e.g. \"receipt 4711 shows approved\")"
         ));
@@ -259,7 +288,7 @@ pub fn parse_resolution(body: &[u8]) -> Result<(TxnStatus, String), String> {
 }
 
 /// The longest operator's reason kept in the journal.
-const MAX_REASON_CHARS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 500;
 
 #[cfg(test)]
 mod tests {
@@ -280,12 +309,19 @@ mod tests {
         let req = parse_payment(TxnKind::Sale, &body(sale())).unwrap();
         assert_eq!(req.amount, 1000);
         assert_eq!(req.other_data, json!({"printReceipt":0}));
+        let mut whole = sale();
+        whole["amount"] = json!(1000.0);
+        assert_eq!(
+            parse_payment(TxnKind::Sale, &body(whole)).unwrap().amount,
+            1000
+        );
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(&str, Value, &str)> = vec![
             ("amount", json!(10.5), "amount"),
+            ("amount", json!(1e9), "amount"),
             ("amount", json!(0), "amount"),
             ("amount", json!(-5), "amount"),
             ("amount", json!("1000"), "amount"),

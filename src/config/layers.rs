@@ -85,7 +85,10 @@ impl Layers {
     /// naming the same path, is a problem: an override must never be silently ignored.
     fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<Problem>) {
         let mut seen: Vec<(String, &str)> = Vec::new();
-        let ours = env.iter().filter_map(|(n, v)| Some((n, v, env_suffix(n)?)));
+        let ours = env
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(crate::constants::LOG_FORMAT_ENV))
+            .filter_map(|(n, v)| Some((n, v, env_suffix(n)?)));
         for (name, value, suffix) in ours {
             let source = format!("environment variable {name}");
             let Some(path) = env_path(suffix) else {

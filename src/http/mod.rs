@@ -104,6 +104,14 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Bo
     }
 }
 
+/// Reads and drops what is left of a request body (at most [`DRAIN_LIMIT`], for at most
+/// the body-read deadline) before an early answer: a client still sending when the
+/// connection closes gets a reset and never sees the answer.
+pub async fn drain_body(req: Request<Incoming>) {
+    let drain = Limited::new(req.into_body(), DRAIN_LIMIT).collect();
+    let _ = tokio::time::timeout(SERVER_BODY_READ_TIMEOUT, drain).await;
+}
+
 /// The standard answer to a body that could not be read.
 pub fn body_error_response(err: &BodyError) -> Response<Body> {
     match err {

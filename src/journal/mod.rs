@@ -84,6 +84,20 @@ pub struct Health {
     queued: AtomicU64,
     /// The error of the last failed write, cleared by the next good one.
     last_error: Mutex<Option<String>>,
+    /// Seconds from BEGIN to the end of COMMIT (its fsync included), per commit.
+    pub commit_latency: CommitLatency,
+}
+
+/// [`Health::commit_latency`], with the buckets of `constants::JOURNAL_COMMIT_BUCKETS`.
+#[derive(Debug)]
+pub struct CommitLatency(pub crate::histogram::Histogram);
+
+impl Default for CommitLatency {
+    fn default() -> Self {
+        CommitLatency(crate::histogram::Histogram::new(
+            &crate::constants::JOURNAL_COMMIT_BUCKETS,
+        ))
+    }
 }
 
 impl Health {

@@ -117,6 +117,7 @@ type Reply = Option<oneshot::Sender<Result<Value, JournalError>>>;
 
 fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) {
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let started = std::time::Instant::now();
     let begun = conn.execute_batch("BEGIN IMMEDIATE");
     for (op, reply) in jobs {
         let outcome = match &begun {
@@ -131,6 +132,9 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
         });
+    if committed.is_ok() {
+        health.commit_latency.0.observe(started.elapsed());
+    }
     health.committed(committed.clone().map(|()| outcomes.len()));
     for (reply, outcome) in outcomes {
         let Some(reply) = reply else { continue };

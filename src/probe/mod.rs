@@ -61,6 +61,21 @@ pub struct Health {
     pub address: String,
     pub address_source: &'static str,
     pub certificate_expiry: Option<String>,
+    /// TCP connect time of the last successful probe.
+    pub last_tcp_rtt_ms: Option<f64>,
+    /// TLS check time (connect and verified handshake) of the last successful check.
+    pub last_tls_rtt_ms: Option<f64>,
+    /// When each layer last succeeded, for `/metrics` (ages): icmp, tcp, tls.
+    #[serde(skip)]
+    pub last_ok_at: LayerTimes,
+}
+
+/// The last success of each probe layer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerTimes {
+    pub icmp: Option<Instant>,
+    pub tcp: Option<Instant>,
+    pub tls: Option<Instant>,
 }
 
 impl Health {
@@ -78,6 +93,9 @@ impl Health {
             address: address.to_string(),
             address_source: AddressSource::Config.as_str(),
             certificate_expiry: None,
+            last_tcp_rtt_ms: None,
+            last_tls_rtt_ms: None,
+            last_ok_at: LayerTimes::default(),
         }
     }
 }
@@ -138,17 +156,21 @@ impl Monitor {
         let (addr, source) = self.client.address().get();
         // A round must end before the next one is due.
         let deadline = self.settings.interval.min(self.settings.connect_timeout);
-        let (echo, tcp) = tokio::join!(
-            self.icmp.echo(addr.ip(), deadline),
-            tcp_probe(addr, deadline)
-        );
+        let tcp_started = Instant::now();
+        let (echo, tcp) = tokio::join!(self.icmp.echo(addr.ip(), deadline), async {
+            let r = tcp_probe(addr, deadline).await;
+            (r, tcp_started.elapsed())
+        });
+        let (tcp, tcp_rtt) = tcp;
         let check_tls = tcp.is_ok() && self.rounds.is_multiple_of(TLS_EVERY_ROUNDS);
         self.rounds += 1;
+        let tls_started = Instant::now();
         let tls = if check_tls {
             Some(self.client.http_to(addr).handshake().await)
         } else {
             None
         };
+        let tls_rtt = tls_started.elapsed();
         // A TLS check that timed out says nothing the TCP probe did not; a rejected
         // certificate means the terminal is unusable.
         let tls_rejected = matches!(tls, Some(Err(ClientError::Tls { .. })));
@@ -170,8 +192,18 @@ impl Monitor {
             Some(Echo::Timeout) => "timeout".into(),
             Some(Echo::Error(e)) => format!("failed: {e}"),
         };
+        let now = Instant::now();
         if let Some(Echo::Reply(rtt)) = echo {
             health.last_icmp_rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+            health.last_ok_at.icmp = Some(now);
+        }
+        if tcp.is_ok() {
+            health.last_tcp_rtt_ms = Some(tcp_rtt.as_secs_f64() * 1000.0);
+            health.last_ok_at.tcp = Some(now);
+        }
+        if let Some(Ok(_)) = &tls {
+            health.last_tls_rtt_ms = Some(tls_rtt.as_secs_f64() * 1000.0);
+            health.last_ok_at.tls = Some(now);
         }
         health.tcp = match &tcp {
             Ok(()) => "ok".into(),

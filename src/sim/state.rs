@@ -191,7 +191,7 @@ pub fn card_outcome(kind: TxnKind, req: &PaymentRequest, mut result: TxnResult) 
         _ => (TxnStatus::Approved, "00", "approved"),
     };
     if status != TxnStatus::Failed {
-        result.masked_pan = Some("476173******0010".into());
+        result.masked_pan = Some(masked(CARD_PAN));
         result.card_brand = Some("VISA".into());
     }
     if status == TxnStatus::Approved {
@@ -251,4 +251,14 @@ pub fn check_original(state: &SimState, kind: TxnKind, req: &PaymentRequest) -> 
         }
     }
     None
+}
+
+/// The card number the simulator "reads" (a Visa test number). Only its masked form leaves
+/// the simulator; `tests/logs.rs` scans every log line for the full one.
+pub const CARD_PAN: &str = "4761730000010010";
+
+/// First 6 and last 4 digits, the rest as `*`.
+fn masked(pan: &str) -> String {
+    let n = pan.len();
+    format!("{}{}{}", &pan[..6], "*".repeat(n - 10), &pan[n - 4..])
 }

@@ -80,6 +80,9 @@ impl Payments {
                 Err(SubmitError::Conflict(id))
             };
         }
+        if let Err(rule) = originals::not_itself(&request) {
+            return Err(SubmitError::InvalidOriginal(rule));
+        }
         if let Some(original_id) = request.original_transaction_id.as_deref()
             && kind.needs_original()
             && let Some(original) = self.journal.get(original_id).await?

@@ -55,6 +55,13 @@ pub struct Counters {
     pub answer_mismatches: AtomicU64,
     /// Transactions settled by an operator.
     pub resolved_by_operator: AtomicU64,
+    /// Final results journaled, by `device_id`, kind and status.
+    pub finals: crate::histogram::LabelledCounter,
+    /// Final results that were reconciliations (after `unknown` or a restart), by
+    /// `device_id` and status.
+    pub reconciled: crate::histogram::LabelledCounter,
+    /// Transport switches made by supervisors, by `device_id` and the transport moved to.
+    pub transport_switches: crate::histogram::LabelledCounter,
 }
 
 /// The supervision numbers from the configuration.

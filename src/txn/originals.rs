@@ -5,6 +5,17 @@
 use crate::journal::Stored;
 use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
 
+/// A refund or void cannot undo itself. A rule about the original (422), not a malformed
+/// request: both ids are well-formed, which is all the request schema can say.
+pub fn not_itself(req: &PaymentRequest) -> Result<(), String> {
+    match &req.original_transaction_id {
+        Some(original) if *original == req.transaction_id => Err(format!(
+            "originalTransactionId {original} is this transaction's own id: name the sale to undo"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `req` (a refund or void of `original`) may run, given the refunds and
 /// voids already journaled against the same original (`undoing`). The error names
 /// the rule that was broken.

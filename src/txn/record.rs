@@ -131,7 +131,15 @@ impl Driver {
             }
             attempt += 1;
             match self.sup.journal.update(r, event, detail.clone()).await {
-                Ok(()) => return true,
+                Ok(()) => {
+                    let c = &self.sup.counters;
+                    let (device, status) = (r.device_id.as_str(), r.status.as_str());
+                    c.finals.bump(&[device, r.kind.as_str(), status]);
+                    if event == events::RECONCILED {
+                        c.reconciled.bump(&[device, status]);
+                    }
+                    return true;
+                }
                 Err(e) => tracing::error!(
                     attempt,
                     error = %e,

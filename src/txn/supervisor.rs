@@ -271,6 +271,10 @@ impl Driver {
         let from = self.sup.result.transport.clone().unwrap_or_default();
         self.sup.active.store(to, Ordering::Relaxed);
         self.sup.result.transport = Some(name.to_string());
+        self.sup
+            .counters
+            .transport_switches
+            .bump(&[self.sup.request.device_id.as_str(), name]);
         tracing::warn!(
             transaction_id = %self.sup.request.transaction_id,
             from, to = name, why, "transport switch"

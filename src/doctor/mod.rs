@@ -1,0 +1,159 @@
+//! `ecrlink doctor`: for each terminal, each layer a sale depends on, with a verdict and
+//! the fix in one line — config, ICMP, TCP, TLS (fixed name, configured CA; what is wrong
+//! with the certificate in words), certificate days left, clock skew against the
+//! terminal's `Date`, the protocol's version call, and the MQTT broker when the fallback
+//! is configured. Exit code 0 only when everything a sale needs is fine.
+
+mod cert;
+mod mqtt;
+mod terminal;
+
+use std::fmt::Write;
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Worth fixing, but a sale works (ICMP blocked, certificate expiring, clock off).
+    Warn,
+    /// A sale cannot work until this is fixed.
+    Fail,
+    /// Not checked: an earlier layer failed, or the part is not configured.
+    Skip,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "OK",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// The terminal's `deviceId`, or `gateway` for what is not per terminal.
+    pub scope: String,
+    pub layer: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// One line saying what to do; empty when nothing is to be done.
+    pub fix: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        scope: &str,
+        layer: &'static str,
+        verdict: Verdict,
+        detail: String,
+        fix: &str,
+    ) {
+        self.checks.push(Check {
+            scope: scope.to_string(),
+            layer,
+            verdict,
+            detail,
+            fix: fix.to_string(),
+        });
+    }
+
+    /// Everything a sale needs is fine.
+    pub fn healthy(&self) -> bool {
+        self.checks.iter().all(|c| c.verdict != Verdict::Fail)
+    }
+
+    pub fn render(&self) -> String {
+        let width = self.checks.iter().map(|c| c.scope.len()).max().unwrap_or(7);
+        let mut out = String::new();
+        for c in &self.checks {
+            let _ = write!(
+                out,
+                "{:width$}  {:8}  {:4}  {}",
+                c.scope,
+                c.layer,
+                c.verdict.as_str(),
+                c.detail
+            );
+            if !c.fix.is_empty() {
+                let _ = write!(out, " — fix: {}", c.fix);
+            }
+            out.push('\n');
+        }
+        let fails = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count();
+        let warns = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Warn)
+            .count();
+        let _ = writeln!(
+            out,
+            "{}: {fails} failed, {warns} warnings",
+            if fails == 0 {
+                "ready to sell"
+            } else {
+                "NOT ready to sell"
+            }
+        );
+        out
+    }
+}
+
+/// Runs every check for a loaded (or refused) configuration.
+pub async fn run(config: Result<Config, ConfigError>) -> Report {
+    let mut report = Report::default();
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            report.add(
+                "gateway",
+                "config",
+                Verdict::Fail,
+                format!("not valid: {}", e.to_string().replace('\n', "; ")),
+                "correct the keys named above (ecrlink config check prints them all)",
+            );
+            return report;
+        }
+    };
+    report.add(
+        "gateway",
+        "config",
+        Verdict::Ok,
+        format!("valid, {} terminal(s)", config.terminals.len()),
+        "",
+    );
+    let tls = cert::Recorder::config(&config.certs_dir.join(crate::pki::CA_CERT));
+    let tls = match tls {
+        Ok(t) => t,
+        Err(e) => {
+            report.add(
+                "gateway",
+                "ca",
+                Verdict::Fail,
+                format!("cannot read the CA in {}: {e}", config.certs_dir.display()),
+                "point certsDir at the folder with ca.pem (ecrlink certs init writes it)",
+            );
+            return report;
+        }
+    };
+    let icmp = crate::probe::icmp::Icmp::open();
+    for t in &config.terminals {
+        terminal::check(&mut report, t, &tls, &icmp).await;
+    }
+    mqtt::check(&mut report, &config).await;
+    report
+}
