@@ -64,3 +64,18 @@ pub const KEEPALIVE_IDLE_MAX: Duration = Duration::from_secs(2);
 
 /// Most idle kept-alive connections per terminal client.
 pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// How often an open event stream (SSE) sends a comment when nothing happened, so
+/// proxies and load balancers with idle timeouts (often 30–60 s) keep it open.
+pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The reconnection delay an event stream proposes to `EventSource` clients.
+pub const SSE_RETRY: Duration = Duration::from_secs(2);
+
+/// The simulator's card stages, as `GET /v1/transactions/current` names them, and the
+/// share of the card time each takes (a hold keeps the payment at `pin`).
+pub const SIM_STAGES: [(&str, f64); 3] = [
+    ("waiting_for_card", 0.4),
+    ("pin", 0.4),
+    ("authorising", 0.2),
+];

@@ -2,7 +2,9 @@
 //! what only a gateway knows (journal, terminal health, metrics, OpenAPI).
 
 mod error;
+mod events;
 mod metrics;
+mod prefer;
 mod routes;
 pub mod validate;
 

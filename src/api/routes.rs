@@ -86,6 +86,10 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         }
         (["v1", "transactions", id, "events"], &Method::GET) => {
             check_id(id)?;
+            if crate::http::sse::wants_event_stream(req.headers()) {
+                let after = crate::http::sse::last_event_id(req.headers());
+                return super::events::stream(api, id, after).await;
+            }
             let events = api
                 .payments
                 .journal()
@@ -232,10 +236,20 @@ async fn payment(
     kind: TxnKind,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
+    let respond_async = super::prefer::respond_async(req.headers());
     let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
+    let id = request.transaction_id.clone();
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
+        Ok(Admission::Started(_)) if respond_async => {
+            Metrics::bump(&api.metrics.payments_started);
+            return Ok(super::prefer::accepted(&id));
+        }
+        Ok(Admission::Joined(_)) if respond_async => {
+            Metrics::bump(&api.metrics.payments_replayed);
+            return Ok(super::prefer::accepted(&id));
+        }
         Ok(Admission::Started(results)) => {
             Metrics::bump(&api.metrics.payments_started);
             wait_result(results, time_stop + UNKNOWN_GRACE, true).await

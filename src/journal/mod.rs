@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
 pub use writer::LAZY_FLUSH;
@@ -61,6 +61,9 @@ pub struct Stored {
 /// One state change of a transaction.
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
+    /// Its place in the journal (ascending across all transactions): the SSE event id.
+    #[serde(skip)]
+    pub seq: i64,
     pub at: String,
     pub event: String,
     pub detail: Option<String>,
@@ -146,6 +149,8 @@ pub struct Journal {
     writer: Arc<OnceLock<UnboundedSender<Job>>>,
     reader: Arc<Mutex<Connection>>,
     health: Arc<Health>,
+    /// Counts commits, so live readers (SSE) learn that new events are durable.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 impl Journal {
@@ -183,13 +188,20 @@ impl Journal {
             writer: Arc::new(OnceLock::new()),
             reader: Arc::new(Mutex::new(reader)),
             health: Arc::new(Health::default()),
+            commits: Arc::new(watch::Sender::new(0)),
         })
     }
 
     fn enqueue(&self, job: Job) -> Result<(), JournalError> {
         let writer = self
             .writer
-            .get_or_init(|| writer::start(self.write_conn.clone(), self.health.clone()));
+            .get_or_init(|| {
+                writer::start(
+                    self.write_conn.clone(),
+                    self.health.clone(),
+                    self.commits.clone(),
+                )
+            });
         self.health.enqueue(writer, job)
     }
 
@@ -325,6 +337,18 @@ impl Journal {
         self.flush().await?;
         let id = transaction_id.to_string();
         self.read(move |conn| sql::events(conn, &id)).await
+    }
+
+    /// A transaction's committed events, without forcing queued ones out (the live
+    /// stream reads after every commit; see [`Journal::commits`]).
+    pub async fn committed_events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
+        let id = transaction_id.to_string();
+        self.read(move |conn| sql::events(conn, &id)).await
+    }
+
+    /// Changes after every commit: a live reader looks for new events then.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// Deletes final transactions (and their events) created before `cutoff`

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::{Health, JournalError};
@@ -42,13 +42,22 @@ pub(super) enum Job {
 /// Starts the writer task on `conn` (on the current runtime); it ends when every
 /// sender is gone, after committing what is queued. Each commit runs on the blocking
 /// pool, one hand-off for the whole group.
-pub(super) fn start(conn: Arc<Mutex<Connection>>, health: Arc<Health>) -> UnboundedSender<Job> {
+pub(super) fn start(
+    conn: Arc<Mutex<Connection>>,
+    health: Arc<Health>,
+    commits: Arc<watch::Sender<u64>>,
+) -> UnboundedSender<Job> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(run(conn, rx, health));
+    tokio::spawn(run(conn, rx, health, commits));
     tx
 }
 
-async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, health: Arc<Health>) {
+async fn run(
+    conn: Arc<Mutex<Connection>>,
+    mut rx: UnboundedReceiver<Job>,
+    health: Arc<Health>,
+    commits: Arc<watch::Sender<u64>>,
+) {
     let mut batch: Vec<Job> = Vec::new();
     // When the oldest lazy job of `batch` must be committed.
     let mut lazy_due: Option<Instant> = None;
@@ -84,6 +93,9 @@ async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, healt
             if let Err(e) = committed {
                 tracing::error!(error = %e, "journal commit task failed");
             }
+            // Only a tick: live readers re-read what they follow (a failed commit
+            // wakes them for nothing, which is harmless).
+            commits.send_modify(|n| *n = n.wrapping_add(1));
             lazy_due = None;
         } else if lazy_due.is_none() && !batch.is_empty() {
             lazy_due = Some(Instant::now() + LAZY_FLUSH);

@@ -2,6 +2,7 @@
 //! HTTPS, card outcomes chosen by amount, and fault knobs for the tests. It is a
 //! separate command; `serve` never exposes any of it.
 
+mod card;
 mod fleet;
 mod mqtt;
 mod routes;
