@@ -347,9 +347,12 @@ async fn pay(args: PayArgs) -> ExitCode {
         eprintln!("ecrlink pay: {msg}");
         ExitCode::from(Exit::Usage as u8)
     };
+    let explicit = args.config.is_some();
     let defaults = match load_config(args.config, &Overrides::default()) {
         Ok(config) => Defaults::from_config(&config),
-        Err(e) => return usage(format!("the configuration is not valid:\n{e}")),
+        Err(e) if explicit => return usage(format!("the configuration is not valid:\n{e}")),
+        // No usable config/config.json: the options given, else the built-in defaults.
+        Err(_) => Defaults::builtin(),
     };
     let amount = match ecrlink::pay::parse_amount(&args.amount) {
         Ok(a) => a,

@@ -4,6 +4,7 @@
 //! 4 usage or connection error. Ctrl-C asks whether to cancel at the terminal.
 
 pub mod gateway;
+mod interrupt;
 mod show;
 
 use std::io::IsTerminal;
@@ -56,6 +57,16 @@ pub struct Defaults {
 }
 
 impl Defaults {
+    /// Without a configuration: a gateway on this machine's default port.
+    pub fn builtin() -> Defaults {
+        Defaults {
+            url: format!("https://localhost:{}", crate::constants::DEFAULT_PORT),
+            ca_cert: std::path::Path::new("certs").join(crate::pki::CA_CERT),
+            api_key: None,
+            device_id: crate::constants::DEFAULT_DEVICE_ID.to_string(),
+        }
+    }
+
     pub fn from_config(config: &crate::config::Config) -> Defaults {
         let ip = config.listen.ip();
         // The gateway's certificate names `localhost`; a wildcard listener is reached there too.
@@ -119,6 +130,13 @@ pub fn generated_id() -> String {
 /// Runs the payment and returns how it ended. Progress goes to stderr (a spinner on a
 /// terminal, one line per stage otherwise); the result line goes to stdout.
 pub async fn run(gw: &Gateway, req: &PayRequest) -> Exit {
+    let mut interrupts = match interrupt::Interrupts::register() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("ecrlink pay: cannot watch for Ctrl-C: {e}");
+            return Exit::Usage;
+        }
+    };
     let mut progress = Progress::new(std::io::stdout().is_terminal());
     let started = Instant::now();
     let mut body = json!({
@@ -166,7 +184,7 @@ pub async fn run(gw: &Gateway, req: &PayRequest) -> Exit {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| format!("/v1/transactions/{}/events", req.transaction_id));
-    let exit = follow(gw, req, &events, &mut progress, started).await;
+    let exit = follow(gw, req, &events, &mut progress, &mut interrupts, started).await;
     progress.finish();
     exit
 }
@@ -178,6 +196,7 @@ async fn follow(
     req: &PayRequest,
     events_path: &str,
     progress: &mut Progress,
+    interrupts: &mut interrupt::Interrupts,
     started: Instant,
 ) -> Exit {
     let mut last_id = None;
@@ -197,7 +216,15 @@ async fn follow(
         loop {
             let next = tokio::select! {
                 next = stream.next() => next,
-                _ = tokio::signal::ctrl_c(), if !cancel_asked => {
+                _ = interrupts.next() => {
+                    if cancel_asked {
+                        progress.finish();
+                        eprintln!(
+                            "left running; the result will be at GET /v1/transactions/{}",
+                            req.transaction_id
+                        );
+                        return Exit::Unknown;
+                    }
                     cancel_asked = true;
                     if let Some(exit) = interrupted(gw, req, progress).await {
                         return exit;
