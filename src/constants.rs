@@ -79,3 +79,7 @@ pub const SIM_STAGES: [(&str, f64); 3] = [
     ("pin", 0.4),
     ("authorising", 0.2),
 ];
+
+/// The status page's link history: how far back, and at most how many probe rounds.
+pub const RTT_HISTORY_SPAN: Duration = Duration::from_secs(300);
+pub const RTT_HISTORY_SAMPLES: usize = 600;
