@@ -53,7 +53,12 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
 
     let body = serde_json::to_vec(&sale("SSE-1", 1000)).unwrap();
     let (st, accepted) = gw
-        .call(Method::POST, "/v1/sale", &[("prefer", "respond-async")], Some(body.clone()))
+        .call(
+            Method::POST,
+            "/v1/sale",
+            &[("prefer", "respond-async")],
+            Some(body.clone()),
+        )
         .await
         .unwrap();
     assert_eq!(st, StatusCode::ACCEPTED, "{accepted}");
@@ -61,14 +66,22 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
     assert_eq!(accepted["eventsUrl"], "/v1/transactions/SSE-1/events");
     // A repeat with the same body joins the same transaction, still asynchronously.
     let (st, _) = gw
-        .call(Method::POST, "/v1/sale", &[("prefer", "respond-async")], Some(body))
+        .call(
+            Method::POST,
+            "/v1/sale",
+            &[("prefer", "respond-async")],
+            Some(body),
+        )
         .await
         .unwrap();
     assert_eq!(st, StatusCode::ACCEPTED);
 
     // Live: the payment is held at the PIN pad, so the stream must show `pin`
     // before the test lets it go on.
-    let mut stream = gw.events("/v1/transactions/SSE-1/events", None).await.unwrap();
+    let mut stream = gw
+        .events("/v1/transactions/SSE-1/events", None)
+        .await
+        .unwrap();
     let mut live = Vec::new();
     while live.last().map(|e: &SseEvent| e.event.as_str()) != Some("pin") {
         let e = tokio::time::timeout(Duration::from_secs(20), stream.next())
@@ -78,8 +91,14 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
             .expect("stream open while the payment runs");
         live.push(e);
     }
-    let (_, current) = gw.call(Method::GET, "/v1/transactions/SSE-1", &[], None).await.unwrap();
-    assert_eq!(current["status"], "in_progress", "pin came before the result");
+    let (_, current) = gw
+        .call(Method::GET, "/v1/transactions/SSE-1", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        current["status"], "in_progress",
+        "pin came before the result"
+    );
     set_faults(&terminal, json!({})).await;
     while let Some(e) = tokio::time::timeout(Duration::from_secs(20), stream.next())
         .await
@@ -99,7 +118,10 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
     let pin: Value = serde_json::from_str(&live[position(&live, "pin")].data).unwrap();
     assert_eq!(pin["event"], "stage");
     assert_eq!(pin["stage"], "pin");
-    let ids: Vec<i64> = live.iter().map(|e| e.id.expect("every event has an id")).collect();
+    let ids: Vec<i64> = live
+        .iter()
+        .map(|e| e.id.expect("every event has an id"))
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend: {ids:?}");
 
     // A late subscriber gets the whole history, then the stream closes.
@@ -120,7 +142,11 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
         .unwrap();
     assert_eq!(st, StatusCode::OK);
     assert_eq!(json_events.as_array().unwrap().len(), live.len());
-    assert!(gw.events("/v1/transactions/NOPE/events", None).await.is_err());
+    assert!(
+        gw.events("/v1/transactions/NOPE/events", None)
+            .await
+            .is_err()
+    );
     // A final transaction asked for asynchronously again: its result at once (200).
     let (st, replay) = gw
         .call(
@@ -144,11 +170,19 @@ async fn the_stream_reports_unknown_and_then_the_reconciled_result() {
     let terminal = w.terminal_client(sim.addr);
     let body = serde_json::to_vec(&sale("SSE-U", 1000)).unwrap();
     let (st, _) = gw
-        .call(Method::POST, "/v1/sale", &[("prefer", "respond-async")], Some(body))
+        .call(
+            Method::POST,
+            "/v1/sale",
+            &[("prefer", "respond-async")],
+            Some(body),
+        )
         .await
         .unwrap();
     assert_eq!(st, StatusCode::ACCEPTED);
-    let mut stream = gw.events("/v1/transactions/SSE-U/events", None).await.unwrap();
+    let mut stream = gw
+        .events("/v1/transactions/SSE-U/events", None)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     loop {
         let e = tokio::time::timeout(Duration::from_secs(20), stream.next())

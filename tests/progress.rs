@@ -15,15 +15,14 @@ fn pay(w: &World, gw: &Proc, args: &[&str]) -> Output {
 
 fn pay_at(w: &World, port: u16, args: &[&str]) -> Output {
     let url = format!("https://localhost:{port}");
-    let out = Command::new(ecrlink_bin())
+    Command::new(ecrlink_bin())
         .arg("pay")
         .args(["--url", &url])
         .args(["--config", w.path("gw.json").to_str().unwrap()])
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("run ecrlink pay");
-    out
+        .expect("run ecrlink pay")
 }
 
 /// The gateway, with its configuration where `pay` reads its defaults.
@@ -74,12 +73,24 @@ fn pay_shows_each_stage_and_exits_by_outcome() {
         .block_on(sim_stats(&w.terminal_client(sim.addr)));
     assert_eq!(stats["startRequests"]["PAY-A"], 1, "{stats}");
 
-    for (amount, code, status) in [("10.01", 1, "declined"), ("10.02", 1, "cancelled"), ("10.03", 2, "failed")] {
+    for (amount, code, status) in [
+        ("10.01", 1, "declined"),
+        ("10.02", 1, "cancelled"),
+        ("10.03", 2, "failed"),
+    ] {
         let id = format!("PAY-{amount}");
-        let out = pay(&w, &gw, &["--amount", amount, "--id", &id, "--device", DEVICE]);
+        let out = pay(
+            &w,
+            &gw,
+            &["--amount", amount, "--id", &id, "--device", DEVICE],
+        );
         assert_eq!(out.status.code(), Some(code), "{amount}: {}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.lines().last().unwrap().starts_with(status), "{}", text(&out));
+        assert!(
+            stdout.lines().last().unwrap().starts_with(status),
+            "{}",
+            text(&out)
+        );
     }
 }
 
@@ -88,22 +99,42 @@ fn pay_exits_3_on_unknown_and_4_on_usage_or_connection_errors() {
     let w = World::new();
     let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let gw = gateway(&w, w.gateway_config(sim.addr, json!({"timeStop": 1})));
-    let out = pay(&w, &gw, &["--amount", "5.00", "--id", "PAY-U", "--device", DEVICE]);
+    let out = pay(
+        &w,
+        &gw,
+        &["--amount", "5.00", "--id", "PAY-U", "--device", DEVICE],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("unknown"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("unknown"),
+        "{}",
+        text(&out)
+    );
 
     let bad = pay(&w, &gw, &["--amount", "ten", "--device", DEVICE]);
     assert_eq!(bad.status.code(), Some(4), "{}", text(&bad));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--amount"), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--amount"),
+        "{}",
+        text(&bad)
+    );
     // A terminal that is not configured: refused before anything starts.
     let unknown = pay(&w, &gw, &["--amount", "1.00", "--device", "NOPE"]);
     assert_eq!(unknown.status.code(), Some(4), "{}", text(&unknown));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown_device"), "{}", text(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("unknown_device"),
+        "{}",
+        text(&unknown)
+    );
     // Nobody listening: a connection error.
     let hold = PortHold::loopback();
     let down = pay_at(&w, hold.addr.port(), &["--amount", "1.00"]);
     assert_eq!(down.status.code(), Some(4), "{}", text(&down));
-    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach"), "{}", text(&down));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("cannot reach"),
+        "{}",
+        text(&down)
+    );
 }
 
 /// Without a TTY nobody can answer "cancel?": Ctrl-C leaves the payment running at the

@@ -72,7 +72,6 @@ impl LinkHistory {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +85,11 @@ mod tests {
         h.record(1_000, &health);
         h.record(1_000 + span + 1, &health);
         let kept = h.to_json();
-        assert_eq!(kept.as_array().unwrap().len(), 1, "older than the span: {kept}");
+        assert_eq!(
+            kept.as_array().unwrap().len(),
+            1,
+            "older than the span: {kept}"
+        );
         assert_eq!(kept[0]["rttMs"], 1.5);
         for i in 0..(RTT_HISTORY_SAMPLES as u64 + 10) {
             h.record(2_000 + span + i, &health);

@@ -59,7 +59,10 @@ mod tests {
     fn respond_async_is_found_among_other_preferences() {
         let mut h = HeaderMap::new();
         assert!(!respond_async(&h));
-        h.insert(PREFER, HeaderValue::from_static("return=minimal, Respond-Async; wait=5"));
+        h.insert(
+            PREFER,
+            HeaderValue::from_static("return=minimal, Respond-Async; wait=5"),
+        );
         assert!(respond_async(&h));
         h.insert(PREFER, HeaderValue::from_static("respond-asyncx"));
         assert!(!respond_async(&h));

@@ -326,7 +326,10 @@ fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
     );
     view["transports"] = json!(api.payments.transport_details(&t.device_id));
     view["busyWith"] = json!(api.payments.busy_with(&t.device_id));
-    let link = api.terminals.iter().position(|x| x.device_id == t.device_id);
+    let link = api
+        .terminals
+        .iter()
+        .position(|x| x.device_id == t.device_id);
     if let Some(link) = link.and_then(|i| api.links.get(i)) {
         view["linkHistory"] = link.to_json();
     }

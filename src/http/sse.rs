@@ -142,7 +142,10 @@ mod tests {
     fn accept_and_last_event_id_are_read() {
         let mut h = HeaderMap::new();
         assert!(!wants_event_stream(&h));
-        h.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream;q=0.9"));
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream;q=0.9"),
+        );
         assert!(wants_event_stream(&h));
         h.insert("last-event-id", HeaderValue::from_static(" 42 "));
         assert_eq!(last_event_id(&h), Some(42));
@@ -168,6 +171,9 @@ mod tests {
         assert_eq!(&frames[1][..], b": heartbeat\n\n");
         assert_eq!(&frames[2][..], b": heartbeat\n\n");
         drop(body);
-        assert!(producer.await.unwrap().is_err(), "a gone client ends the wait");
+        assert!(
+            producer.await.unwrap().is_err(),
+            "a gone client ends the wait"
+        );
     }
 }

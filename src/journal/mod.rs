@@ -193,15 +193,13 @@ impl Journal {
     }
 
     fn enqueue(&self, job: Job) -> Result<(), JournalError> {
-        let writer = self
-            .writer
-            .get_or_init(|| {
-                writer::start(
-                    self.write_conn.clone(),
-                    self.health.clone(),
-                    self.commits.clone(),
-                )
-            });
+        let writer = self.writer.get_or_init(|| {
+            writer::start(
+                self.write_conn.clone(),
+                self.health.clone(),
+                self.commits.clone(),
+            )
+        });
         self.health.enqueue(writer, job)
     }
 

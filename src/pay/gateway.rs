@@ -62,7 +62,10 @@ impl Gateway {
             }
             _ => (authority.to_string(), if https { 443 } else { 80 }),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if host.is_empty() || host.contains('/') {
             return Err(bad());
         }
@@ -276,7 +279,9 @@ mod tests {
 
     #[test]
     fn blocks_are_split_and_parsed_comments_skipped() {
-        let mut buf = BytesMut::from(&b"retry: 2000\n\n: heartbeat\n\nid: 3\nevent: pin\ndata: {\"a\":1}\n\nid: 4"[..]);
+        let mut buf = BytesMut::from(
+            &b"retry: 2000\n\n: heartbeat\n\nid: 3\nevent: pin\ndata: {\"a\":1}\n\nid: 4"[..],
+        );
         let blocks: Vec<_> = std::iter::from_fn(|| take_block(&mut buf)).collect();
         assert_eq!(blocks.len(), 3);
         assert_eq!(parse_block(&blocks[0]), None);
@@ -296,7 +301,10 @@ mod tests {
     fn urls_are_checked() {
         assert!(Gateway::new("http://127.0.0.1:8080", None, None).is_ok());
         assert!(Gateway::new("ftp://x", None, None).is_err());
-        assert!(Gateway::new("https://localhost:1", None, None).is_err(), "https needs a CA");
+        assert!(
+            Gateway::new("https://localhost:1", None, None).is_err(),
+            "https needs a CA"
+        );
         assert!(Gateway::new("http://:80", None, None).is_err());
     }
 }

@@ -49,18 +49,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-/// The stage a payment is at `elapsed` into `card_time` (no hold): for documentation
-/// and tests of the split.
-fn stage_at(elapsed: Duration, card_time: Duration) -> &'static str {
-    let mut end = Duration::ZERO;
-    for (stage, share) in SIM_STAGES {
-        end += card_time.mul_f64(share);
-        if elapsed < end {
-            return stage;
+    /// The stage a payment is at `elapsed` into `card_time` (no hold): for documentation
+    /// and tests of the split.
+    fn stage_at(elapsed: Duration, card_time: Duration) -> &'static str {
+        let mut end = Duration::ZERO;
+        for (stage, share) in SIM_STAGES {
+            end += card_time.mul_f64(share);
+            if elapsed < end {
+                return stage;
+            }
         }
+        SIM_STAGES[SIM_STAGES.len() - 1].0
     }
-    SIM_STAGES[SIM_STAGES.len() - 1].0
-}
 
     #[test]
     fn stages_follow_each_other_over_the_card_time() {
