@@ -2,20 +2,21 @@
 //! first (or what follows `Last-Event-ID`), then each state change once it is
 //! committed, and the final result as the last event, after which the stream ends.
 //! Only committed events are shown (durable before visible): the stream re-reads the
-//! transaction's events after every journal commit.
+//! transaction's events after each journal commit that wrote to it.
 
 use std::sync::Arc;
 
 use hyper::Response;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::{Api, ApiError};
 use crate::constants::{SSE_HEARTBEAT, SSE_RETRY};
 use crate::http::Body;
 use crate::http::sse::{self, Gone, SseSender};
-use crate::journal::{Event, Journal};
+use crate::journal::{Changed, Event, Journal};
 use crate::terminal::wire::TxnResult;
 use crate::txn::events;
 
@@ -38,7 +39,7 @@ pub(super) async fn stream(
 ) -> Result<Response<Body>, ApiError> {
     let journal = api.payments.journal().clone();
     // Subscribed before the first read, so a commit between the two is not missed.
-    let commits = journal.commits();
+    let changes = journal.changes();
     // The first read flushes queued events: a late subscriber gets everything so far.
     let history = journal
         .events(id)
@@ -51,7 +52,7 @@ pub(super) async fn stream(
     let live = Live {
         journal,
         id: id.to_string(),
-        commits,
+        changes,
         tx,
         shutdown: api.payments.shutdown_token().clone(),
     };
@@ -63,7 +64,7 @@ pub(super) async fn stream(
 struct Live {
     journal: Journal,
     id: String,
-    commits: watch::Receiver<u64>,
+    changes: broadcast::Receiver<Changed>,
     tx: SseSender,
     shutdown: CancellationToken,
 }
@@ -87,13 +88,21 @@ impl Live {
             if events.iter().any(is_final) {
                 return Ok(());
             }
-            let (commits, shutdown) = (&mut self.commits, &self.shutdown);
+            let (changes, shutdown, id) = (&mut self.changes, &self.shutdown, &self.id);
             let more = self
                 .tx
                 .wait_beating(async {
-                    tokio::select! {
-                        changed = commits.changed() => changed.is_ok(),
-                        _ = shutdown.cancelled() => false,
+                    loop {
+                        tokio::select! {
+                            changed = changes.recv() => match changed {
+                                Ok(ids) if ids.contains(id) => return true,
+                                Ok(_) => {}
+                                // Fell behind: some of the missed commits may be ours.
+                                Err(RecvError::Lagged(_)) => return true,
+                                Err(RecvError::Closed) => return false,
+                            },
+                            _ = shutdown.cancelled() => return false,
+                        }
                     }
                 })
                 .await?;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
 pub use writer::LAZY_FLUSH;
@@ -68,6 +68,12 @@ pub struct Event {
     pub event: String,
     pub detail: Option<String>,
 }
+
+/// The transactions one commit wrote to.
+pub type Changed = Arc<Vec<String>>;
+
+/// Commits a live reader may fall behind by before it must re-read.
+const CHANGES_QUEUE: usize = 256;
 
 /// What [`Journal::begin`] found.
 #[derive(Debug)]
@@ -149,8 +155,9 @@ pub struct Journal {
     writer: Arc<OnceLock<UnboundedSender<Job>>>,
     reader: Arc<Mutex<Connection>>,
     health: Arc<Health>,
-    /// Counts commits, so live readers (SSE) learn that new events are durable.
-    commits: Arc<watch::Sender<u64>>,
+    /// After each commit, the transactions it wrote to, so live readers (SSE) learn
+    /// that new events of theirs are durable.
+    changes: broadcast::Sender<Changed>,
 }
 
 impl Journal {
@@ -188,7 +195,7 @@ impl Journal {
             writer: Arc::new(OnceLock::new()),
             reader: Arc::new(Mutex::new(reader)),
             health: Arc::new(Health::default()),
-            commits: Arc::new(watch::Sender::new(0)),
+            changes: broadcast::channel(CHANGES_QUEUE).0,
         })
     }
 
@@ -197,7 +204,7 @@ impl Journal {
             writer::start(
                 self.write_conn.clone(),
                 self.health.clone(),
-                self.commits.clone(),
+                self.changes.clone(),
             )
         });
         self.health.enqueue(writer, job)
@@ -213,9 +220,18 @@ impl Journal {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     {
+        self.write_for(None, f).await
+    }
+
+    /// [`Journal::write`] of transaction `txn`'s rows: live readers hear of it.
+    async fn write_for<T, F>(&self, txn: Option<String>, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let op = Box::new(move |conn: &Connection| f(conn).map(|v| Box::new(v) as Value));
-        self.enqueue(Job::Durable { op, reply })?;
+        self.enqueue(Job::Durable { op, reply, txn })?;
         let value = answer
             .await
             .map_err(|_| JournalError::Task("the journal writer has stopped".into()))??;
@@ -262,7 +278,10 @@ impl Journal {
             result: sql::to_json(result)?,
             at: result.started_at.clone(),
         };
-        let existing = self.write(move |conn| sql::insert(conn, &new)).await?;
+        let id = Some(new.id.clone());
+        let existing = self
+            .write_for(id, move |conn| sql::insert(conn, &new))
+            .await?;
         Ok(match existing {
             Some(stored) => Begin::Existing(Box::new(stored)),
             None => Begin::Created,
@@ -279,8 +298,11 @@ impl Journal {
         let result_json = sql::to_json(result)?;
         let result = result.clone();
         let event = event.to_string();
-        self.write(move |conn| sql::update(conn, &result, &result_json, &event, detail.as_deref()))
-            .await
+        let id = Some(result.transaction_id.clone());
+        self.write_for(id, move |conn| {
+            sql::update(conn, &result, &result_json, &event, detail.as_deref())
+        })
+        .await
     }
 
     /// Records an event that does not change the result (a poll, a stage, a cancel).
@@ -294,11 +316,12 @@ impl Journal {
         detail: Option<String>,
     ) -> Result<(), JournalError> {
         let id = transaction_id.to_string();
+        let txn = Some(id.clone());
         let event = event.to_string();
         let op = Box::new(move |conn: &Connection| {
             sql::insert_event(conn, &id, &event, detail.as_deref()).map(|()| Box::new(()) as Value)
         });
-        self.enqueue(Job::Lazy { op })
+        self.enqueue(Job::Lazy { op, txn })
     }
 
     pub async fn get(&self, transaction_id: &str) -> Result<Option<Stored>, JournalError> {
@@ -338,15 +361,16 @@ impl Journal {
     }
 
     /// A transaction's committed events, without forcing queued ones out (the live
-    /// stream reads after every commit; see [`Journal::commits`]).
+    /// stream reads them when [`Journal::changes`] names the transaction).
     pub async fn committed_events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
         let id = transaction_id.to_string();
         self.read(move |conn| sql::events(conn, &id)).await
     }
 
-    /// Changes after every commit: a live reader looks for new events then.
-    pub fn commits(&self) -> watch::Receiver<u64> {
-        self.commits.subscribe()
+    /// After every commit, the ids of the transactions it wrote to. A receiver that
+    /// lags behind (`RecvError::Lagged`) must re-read what it follows.
+    pub fn changes(&self) -> broadcast::Receiver<Changed> {
+        self.changes.subscribe()
     }
 
     /// Deletes final transactions (and their events) created before `cutoff`
