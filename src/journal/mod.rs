@@ -278,7 +278,7 @@ impl Journal {
             result: sql::to_json(result)?,
             at: result.started_at.clone(),
         };
-        let id = Some(new.id.clone());
+        let id = self.followed().then(|| new.id.clone());
         let existing = self
             .write_for(id, move |conn| sql::insert(conn, &new))
             .await?;
@@ -298,7 +298,7 @@ impl Journal {
         let result_json = sql::to_json(result)?;
         let result = result.clone();
         let event = event.to_string();
-        let id = Some(result.transaction_id.clone());
+        let id = self.followed().then(|| result.transaction_id.clone());
         self.write_for(id, move |conn| {
             sql::update(conn, &result, &result_json, &event, detail.as_deref())
         })
@@ -316,7 +316,7 @@ impl Journal {
         detail: Option<String>,
     ) -> Result<(), JournalError> {
         let id = transaction_id.to_string();
-        let txn = Some(id.clone());
+        let txn = self.followed().then(|| id.clone());
         let event = event.to_string();
         let op = Box::new(move |conn: &Connection| {
             sql::insert_event(conn, &id, &event, detail.as_deref()).map(|()| Box::new(()) as Value)
@@ -365,6 +365,13 @@ impl Journal {
     pub async fn committed_events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
         let id = transaction_id.to_string();
         self.read(move |conn| sql::events(conn, &id)).await
+    }
+
+    /// Whether anyone follows the journal live. A write queued while nobody does is not
+    /// named to a later subscriber, which is safe: a subscriber reads the history after
+    /// subscribing, through [`Journal::events`], which commits what is queued first.
+    fn followed(&self) -> bool {
+        self.changes.receiver_count() > 0
     }
 
     /// After every commit, the ids of the transactions it wrote to. A receiver that
