@@ -71,6 +71,7 @@ pub const COMERCIA_DEFAULT_PORT: u16 = 2011;
 /// `comercia-pos` profile: the header that names the calling integration, and its default.
 pub const COMERCIA_SOURCE_HEADER: &str = "x-source";
 pub const COMERCIA_DEFAULT_SOURCE: &str = "COMERCIA";
+
 /// `/metrics` histogram buckets (seconds) of a payment as the POS waits for it: a card
 /// payment takes 30–40 s, over a minute with PIN.
 pub const PAYMENT_SECONDS_BUCKETS: [f64; 14] = [
@@ -95,3 +96,22 @@ pub const DOCTOR_CLOCK_SKEW_WARN: Duration = Duration::from_secs(30);
 
 /// `ecrlink doctor`: how long ICMP echoes may take.
 pub const DOCTOR_ICMP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How often an open event stream (SSE) sends a comment when nothing happened, so
+/// proxies and load balancers with idle timeouts (often 30–60 s) keep it open.
+pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The reconnection delay an event stream proposes to `EventSource` clients.
+pub const SSE_RETRY: Duration = Duration::from_secs(2);
+
+/// The simulator's card stages, as `GET /v1/transactions/current` names them, and the
+/// share of the card time each takes (a hold keeps the payment at `pin`).
+pub const SIM_STAGES: [(&str, f64); 3] = [
+    ("waiting_for_card", 0.4),
+    ("pin", 0.4),
+    ("authorising", 0.2),
+];
+
+/// The status page's link history: how far back, and at most how many probe rounds.
+pub const RTT_HISTORY_SPAN: Duration = Duration::from_secs(300);
+pub const RTT_HISTORY_SAMPLES: usize = 600;

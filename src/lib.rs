@@ -18,6 +18,7 @@ pub mod histogram;
 pub mod http;
 pub mod journal;
 pub mod log_format;
+pub mod pay;
 pub mod pki;
 pub mod probe;
 pub mod serve;

@@ -62,6 +62,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Send a sale (or refund, void) to a running gateway and show it live; exit 0
+    /// approved, 1 declined or cancelled, 2 failed, 3 unknown, 4 usage or connection error.
+    Pay(PayArgs),
     /// The gateway as a Windows service: install, uninstall, start, stop, status.
     #[command(subcommand)]
     Service(ecrlink::service::ServiceCommand),
@@ -207,6 +210,39 @@ struct SimArgs {
     mqtt: Option<String>,
 }
 
+#[derive(Args)]
+struct PayArgs {
+    /// Amount in major units, e.g. 10.00.
+    #[arg(long)]
+    amount: String,
+    #[arg(long, default_value = "EUR")]
+    currency: String,
+    /// Terminal (deviceId); default: the configuration's first terminal.
+    #[arg(long)]
+    device: Option<String>,
+    /// Refund the transaction with this id.
+    #[arg(long, conflicts_with = "void")]
+    refund: Option<String>,
+    /// Void the transaction with this id.
+    #[arg(long)]
+    void: Option<String>,
+    /// The transactionId (default: a new PAY-… id). Repeating one never charges twice.
+    #[arg(long)]
+    id: Option<String>,
+    /// Gateway URL (default from the configuration: https://localhost:PORT).
+    #[arg(long)]
+    url: Option<String>,
+    /// CA certificate to verify the gateway with (default: certsDir/ca.pem).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// API key (default: the configuration's apiKey).
+    #[arg(long = "api-key")]
+    api_key: Option<String>,
+    /// The gateway's configuration file, for the defaults (default config/config.json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Args, Default)]
 struct ServeArgs {
     /// Configuration file (default config/config.json).
@@ -271,6 +307,7 @@ async fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Sim(args) => sim(args).await,
         Command::Serve(args) => serve(args, shutdown_on_signal()).await,
+        Command::Pay(args) => Ok(pay(args).await),
         Command::Service(_) => unreachable!("dispatched in main, outside the runtime"),
         Command::Demo { smoke } => {
             let shutdown = shutdown_on_signal();
@@ -341,6 +378,53 @@ fn load_config(
         tracing::info!(path = %path.display(), "no configuration file; using defaults and ECRLINK_* variables");
     }
     config::load(&path, explicit, overrides)
+}
+
+async fn pay(args: PayArgs) -> ExitCode {
+    use ecrlink::pay::{Defaults, Exit, Gateway, PayRequest};
+    let usage = |msg: String| {
+        eprintln!("ecrlink pay: {msg}");
+        ExitCode::from(Exit::Usage as u8)
+    };
+    let explicit = args.config.is_some();
+    let defaults = match load_config(args.config, &Overrides::default()) {
+        Ok(config) => Defaults::from_config(&config),
+        Err(e) if explicit => return usage(format!("the configuration is not valid:\n{e}")),
+        // No usable config/config.json: the options given, else the built-in defaults.
+        Err(_) => Defaults::builtin(),
+    };
+    let amount = match ecrlink::pay::parse_amount(&args.amount) {
+        Ok(a) => a,
+        Err(e) => return usage(e),
+    };
+    let url = args.url.unwrap_or(defaults.url);
+    let tls = if url.starts_with("https://") {
+        let ca = args.cacert.unwrap_or(defaults.ca_cert);
+        match ecrlink::tls::client_config(&ca, None) {
+            Ok(t) => Some(t),
+            Err(e) => return usage(format!("--cacert {}: {e}", ca.display())),
+        }
+    } else {
+        None
+    };
+    let gw = match Gateway::new(&url, tls, args.api_key.or(defaults.api_key)) {
+        Ok(g) => g,
+        Err(e) => return usage(e.to_string()),
+    };
+    let (kind, original) = match (args.refund, args.void) {
+        (Some(id), _) => ("refund", Some(id)),
+        (None, Some(id)) => ("void", Some(id)),
+        (None, None) => ("sale", None),
+    };
+    let request = PayRequest {
+        kind,
+        device_id: args.device.unwrap_or(defaults.device_id),
+        transaction_id: args.id.unwrap_or_else(ecrlink::pay::generated_id),
+        amount_minor: amount,
+        currency: args.currency,
+        original,
+    };
+    ExitCode::from(ecrlink::pay::run(&gw, &request).await as u8)
 }
 
 fn config_check(path: Option<PathBuf>) -> Result<ExitCode> {

@@ -115,3 +115,25 @@ fn a_newer_schema_is_refused() {
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Issue 15: live readers hear which transactions a commit wrote to, lazy events
+/// included, and only once they are committed (a read then sees them).
+#[tokio::test]
+async fn each_commit_names_the_transactions_it_wrote_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let mut changes = j.changes();
+    put(&j, "LIVE-1", now_rfc3339(), TxnStatus::InProgress).await;
+    let ids = changes.recv().await.unwrap();
+    assert_eq!(ids.as_slice(), ["LIVE-1"]);
+    j.check_writable().await.unwrap();
+    j.event("LIVE-1", "stage", Some("pin".into()))
+        .await
+        .unwrap();
+    // The health write names no transaction: the next change is the lazy event's commit.
+    let ids = changes.recv().await.unwrap();
+    assert_eq!(ids.as_slice(), ["LIVE-1"]);
+    let events = j.committed_events("LIVE-1").await.unwrap();
+    assert_eq!(events.last().unwrap().event, "stage");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}

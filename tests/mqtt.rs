@@ -185,6 +185,34 @@ async fn direct_link_cut_mid_sale_completes_over_mqtt_with_one_charge() {
     println!("switched to MQTT {switched_after:?} after the cut");
 }
 
+/// Issue 15: the terminal's card stages reach the journal (and the event stream) over
+/// MQTT too: with the direct link dead from the start, every poll goes over the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto: .ci/run runs it (cargo test -- --include-ignored)"]
+async fn card_stages_arrive_over_mqtt() {
+    let shop = Shop::open(&["--card-time", "1", "--hold-payments"], json!({})).await;
+    shop.proxy.cut();
+    let sale = shop.sale("STG-1", 700).await;
+    // Held at the PIN pad: `pin` must show up while the sale runs over MQTT.
+    eventually(Duration::from_secs(15), "stage pin over MQTT", || async {
+        // 404 until the sale is journaled.
+        let (_, events) = shop.api.get("/v1/transactions/STG-1/events").await;
+        let events = events.as_array()?.clone();
+        events
+            .iter()
+            .any(|e| e["event"] == "stage" && e["detail"] == "pin")
+            .then_some(())
+    })
+    .await;
+    set_faults(&shop.terminal, json!({})).await;
+    let (status, result) = sale.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{result}\n{}", shop.logs());
+    assert_eq!(result["transport"], "mqtt", "{result}");
+    let events = shop.events("STG-1").await;
+    let at = |name: &str| events.iter().position(|e| e == name);
+    assert!(at("stage waiting_for_card") < at("stage pin"), "{events:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto: .ci/run runs it (cargo test -- --include-ignored)"]
 async fn failback_sends_new_work_direct_once_the_link_is_healthy() {

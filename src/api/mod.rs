@@ -2,12 +2,15 @@
 //! what only a gateway knows (journal, terminal health, metrics, OpenAPI).
 
 mod error;
+mod events;
+mod history;
 mod metrics;
 mod profile;
 mod metrics_ops;
 mod observe;
 pub mod paths;
 mod request_id;
+mod prefer;
 mod routes;
 pub mod validate;
 
@@ -56,6 +59,8 @@ pub struct Api {
     pub api_key: Option<String>,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Per terminal (same order as `terminals`): the last minutes of probe rounds.
+    pub links: Vec<Arc<history::LinkHistory>>,
 }
 
 impl Api {
@@ -64,8 +69,10 @@ impl Api {
         terminals: Vec<TerminalInfo>,
         api_key: Option<String>,
     ) -> Api {
+        let links = terminals.iter().map(|_| Arc::default()).collect();
         Api {
             payments,
+            links,
             terminals,
             api_key,
             metrics: Metrics::default(),
@@ -81,6 +88,11 @@ pub async fn run(
     api: Arc<Api>,
     shutdown: CancellationToken,
 ) {
+    for (terminal, link) in api.terminals.iter().zip(&api.links) {
+        let (link, health, stop) = (link.clone(), terminal.health.clone(), shutdown.clone());
+        // Ends with the probe monitor or at shutdown.
+        tokio::spawn(async move { link.follow(health, stop).await });
+    }
     let handler = move |req, _peer: SocketAddr| {
         let api = api.clone();
         async move { Ok(routes::handle(api, req).await) }

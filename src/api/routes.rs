@@ -120,6 +120,10 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         paths::EVENTS => {
             let id = param;
             check_id(id)?;
+            if crate::http::sse::wants_event_stream(req.headers()) {
+                let after = crate::http::sse::last_event_id(req.headers());
+                return super::events::stream(api, id, after).await;
+            }
             let events = api
                 .payments
                 .journal()
@@ -281,14 +285,24 @@ async fn payment(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let received = std::time::Instant::now();
+    let respond_async = super::prefer::respond_async(req.headers());
     let body = read_api_body(req).await?;
     let request = parse_payment(kind, &body).map_err(ApiError::InvalidRequest)?;
     super::profile::check_payment(api, kind, &request)?;
     let span = tracing::Span::current();
     span.record("transaction_id", request.transaction_id.as_str());
     span.record("device_id", request.device_id.as_str());
+    let id = request.transaction_id.clone();
     let time_stop = api.payments.timing().time_stop;
     let result = match api.payments.submit(kind, request).await {
+        Ok(Admission::Started(_)) if respond_async => {
+            Metrics::bump(&api.metrics.payments_started);
+            return Ok(super::prefer::accepted(&id));
+        }
+        Ok(Admission::Joined(_)) if respond_async => {
+            Metrics::bump(&api.metrics.payments_replayed);
+            return Ok(super::prefer::accepted(&id));
+        }
         Ok(Admission::Started(results)) => {
             Metrics::bump(&api.metrics.payments_started);
             let result = wait_result(results, time_stop + UNKNOWN_GRACE, true).await;
@@ -372,5 +386,12 @@ fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
     } else {
         "instore"
     });
+    let link = api
+        .terminals
+        .iter()
+        .position(|x| x.device_id == t.device_id);
+    if let Some(link) = link.and_then(|i| api.links.get(i)) {
+        view["linkHistory"] = link.to_json();
+    }
     view
 }

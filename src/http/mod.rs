@@ -3,8 +3,10 @@
 
 pub mod client;
 pub mod server;
+pub mod sse;
 
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -14,8 +16,13 @@ use serde::Serialize;
 use crate::constants::SERVER_BODY_READ_TIMEOUT;
 use crate::terminal::wire::{ErrorBody, ErrorDetail, TxnResult};
 
-/// Every response body we send is complete in memory.
-pub type Body = Full<Bytes>;
+/// A response body: complete in memory (`full`), or a stream such as Server-Sent Events.
+pub type Body = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+/// A body that is complete in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 /// Serialises `value` as the response body.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -54,7 +61,7 @@ pub fn error_with(
 }
 
 pub fn with_type(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
 pub use writer::LAZY_FLUSH;
@@ -61,10 +61,19 @@ pub struct Stored {
 /// One state change of a transaction.
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
+    /// Its place in the journal (ascending across all transactions): the SSE event id.
+    #[serde(skip)]
+    pub seq: i64,
     pub at: String,
     pub event: String,
     pub detail: Option<String>,
 }
+
+/// The transactions one commit wrote to.
+pub type Changed = Arc<Vec<String>>;
+
+/// Commits a live reader may fall behind by before it must re-read.
+const CHANGES_QUEUE: usize = 256;
 
 /// What [`Journal::begin`] found.
 #[derive(Debug)]
@@ -160,6 +169,9 @@ pub struct Journal {
     writer: Arc<OnceLock<UnboundedSender<Job>>>,
     reader: Arc<Mutex<Connection>>,
     health: Arc<Health>,
+    /// After each commit, the transactions it wrote to, so live readers (SSE) learn
+    /// that new events of theirs are durable.
+    changes: broadcast::Sender<Changed>,
 }
 
 impl Journal {
@@ -197,13 +209,18 @@ impl Journal {
             writer: Arc::new(OnceLock::new()),
             reader: Arc::new(Mutex::new(reader)),
             health: Arc::new(Health::default()),
+            changes: broadcast::channel(CHANGES_QUEUE).0,
         })
     }
 
     fn enqueue(&self, job: Job) -> Result<(), JournalError> {
-        let writer = self
-            .writer
-            .get_or_init(|| writer::start(self.write_conn.clone(), self.health.clone()));
+        let writer = self.writer.get_or_init(|| {
+            writer::start(
+                self.write_conn.clone(),
+                self.health.clone(),
+                self.changes.clone(),
+            )
+        });
         self.health.enqueue(writer, job)
     }
 
@@ -217,9 +234,18 @@ impl Journal {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     {
+        self.write_for(None, f).await
+    }
+
+    /// [`Journal::write`] of transaction `txn`'s rows: live readers hear of it.
+    async fn write_for<T, F>(&self, txn: Option<String>, f: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let op = Box::new(move |conn: &Connection| f(conn).map(|v| Box::new(v) as Value));
-        self.enqueue(Job::Durable { op, reply })?;
+        self.enqueue(Job::Durable { op, reply, txn })?;
         let value = answer
             .await
             .map_err(|_| JournalError::Task("the journal writer has stopped".into()))??;
@@ -266,7 +292,10 @@ impl Journal {
             result: sql::to_json(result)?,
             at: result.started_at.clone(),
         };
-        let existing = self.write(move |conn| sql::insert(conn, &new)).await?;
+        let id = self.followed().then(|| new.id.clone());
+        let existing = self
+            .write_for(id, move |conn| sql::insert(conn, &new))
+            .await?;
         Ok(match existing {
             Some(stored) => Begin::Existing(Box::new(stored)),
             None => Begin::Created,
@@ -283,8 +312,11 @@ impl Journal {
         let result_json = sql::to_json(result)?;
         let result = result.clone();
         let event = event.to_string();
-        self.write(move |conn| sql::update(conn, &result, &result_json, &event, detail.as_deref()))
-            .await
+        let id = self.followed().then(|| result.transaction_id.clone());
+        self.write_for(id, move |conn| {
+            sql::update(conn, &result, &result_json, &event, detail.as_deref())
+        })
+        .await
     }
 
     /// Records an event that does not change the result (a poll, a stage, a cancel).
@@ -298,11 +330,12 @@ impl Journal {
         detail: Option<String>,
     ) -> Result<(), JournalError> {
         let id = transaction_id.to_string();
+        let txn = self.followed().then(|| id.clone());
         let event = event.to_string();
         let op = Box::new(move |conn: &Connection| {
             sql::insert_event(conn, &id, &event, detail.as_deref()).map(|()| Box::new(()) as Value)
         });
-        self.enqueue(Job::Lazy { op })
+        self.enqueue(Job::Lazy { op, txn })
     }
 
     pub async fn get(&self, transaction_id: &str) -> Result<Option<Stored>, JournalError> {
@@ -339,6 +372,26 @@ impl Journal {
         self.flush().await?;
         let id = transaction_id.to_string();
         self.read(move |conn| sql::events(conn, &id)).await
+    }
+
+    /// A transaction's committed events, without forcing queued ones out (the live
+    /// stream reads them when [`Journal::changes`] names the transaction).
+    pub async fn committed_events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
+        let id = transaction_id.to_string();
+        self.read(move |conn| sql::events(conn, &id)).await
+    }
+
+    /// Whether anyone follows the journal live. A write queued while nobody does is not
+    /// named to a later subscriber, which is safe: a subscriber reads the history after
+    /// subscribing, through [`Journal::events`], which commits what is queued first.
+    fn followed(&self) -> bool {
+        self.changes.receiver_count() > 0
+    }
+
+    /// After every commit, the ids of the transactions it wrote to. A receiver that
+    /// lags behind (`RecvError::Lagged`) must re-read what it follows.
+    pub fn changes(&self) -> broadcast::Receiver<Changed> {
+        self.changes.subscribe()
     }
 
     /// Deletes final transactions (and their events) created before `cutoff`

@@ -199,13 +199,14 @@ pub(super) fn open_transactions(conn: &Connection) -> Result<Vec<Stored>, Journa
 
 pub(super) fn events(conn: &Connection, id: &str) -> Result<Vec<Event>, JournalError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at, event, detail FROM events WHERE transaction_id = ?1 ORDER BY id",
+        "SELECT id, at, event, detail FROM events WHERE transaction_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([id], |row| {
         Ok(Event {
-            at: row.get(0)?,
-            event: row.get(1)?,
-            detail: row.get(2)?,
+            seq: row.get(0)?,
+            at: row.get(1)?,
+            event: row.get(2)?,
+            detail: row.get(3)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 
-use super::{Health, JournalError};
+use super::{Changed, Health, JournalError};
 
 /// The longest a lazy event waits for a commit to ride along with.
 pub const LAZY_FLUSH: Duration = Duration::from_millis(100);
@@ -31,9 +31,11 @@ pub(super) enum Job {
     Durable {
         op: Op,
         reply: oneshot::Sender<Result<Value, JournalError>>,
+        /// The transaction it writes to, for [`Journal::changes`](super::Journal::changes).
+        txn: Option<String>,
     },
     /// Committed with the next commit; nobody waits for it.
-    Lazy { op: Op },
+    Lazy { op: Op, txn: Option<String> },
     /// Commits the lazy jobs queued before it (nothing when there are none); its
     /// caller hears back after that, so a read after it sees them.
     Flush { reply: oneshot::Sender<()> },
@@ -42,13 +44,22 @@ pub(super) enum Job {
 /// Starts the writer task on `conn` (on the current runtime); it ends when every
 /// sender is gone, after committing what is queued. Each commit runs on the blocking
 /// pool, one hand-off for the whole group.
-pub(super) fn start(conn: Arc<Mutex<Connection>>, health: Arc<Health>) -> UnboundedSender<Job> {
+pub(super) fn start(
+    conn: Arc<Mutex<Connection>>,
+    health: Arc<Health>,
+    changes: broadcast::Sender<Changed>,
+) -> UnboundedSender<Job> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(run(conn, rx, health));
+    tokio::spawn(run(conn, rx, health, changes));
     tx
 }
 
-async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, health: Arc<Health>) {
+async fn run(
+    conn: Arc<Mutex<Connection>>,
+    mut rx: UnboundedReceiver<Job>,
+    health: Arc<Health>,
+    changes: broadcast::Sender<Changed>,
+) {
     let mut batch: Vec<Job> = Vec::new();
     // When the oldest lazy job of `batch` must be committed.
     let mut lazy_due: Option<Instant> = None;
@@ -78,11 +89,16 @@ async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, healt
             let (conn, health) = (conn.clone(), health.clone());
             let committed = tokio::task::spawn_blocking(move || {
                 let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                commit(&conn, jobs, &health);
+                commit(&conn, jobs, &health)
             })
             .await;
-            if let Err(e) = committed {
-                tracing::error!(error = %e, "journal commit task failed");
+            match committed {
+                // Nobody follows a transaction live most of the time: no allocation then.
+                Ok(touched) if !touched.is_empty() && changes.receiver_count() > 0 => {
+                    let _ = changes.send(Arc::new(touched));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "journal commit task failed"),
             }
             lazy_due = None;
         } else if lazy_due.is_none() && !batch.is_empty() {
@@ -94,28 +110,36 @@ async fn run(conn: Arc<Mutex<Connection>>, mut rx: UnboundedReceiver<Job>, healt
     }
 }
 
-/// Runs `batch` in one transaction and tells each durable job how it went.
-fn commit(conn: &Connection, batch: Vec<Job>, health: &Health) {
+/// Runs `batch` in one transaction and tells each durable job how it went; returns
+/// the transactions written to, when the commit went through.
+fn commit(conn: &Connection, batch: Vec<Job>, health: &Health) -> Vec<String> {
     let mut flushes = Vec::new();
     let mut jobs = Vec::with_capacity(batch.len());
+    let mut touched = Vec::new();
     for job in batch {
         match job {
-            Job::Durable { op, reply } => jobs.push((op, Some(reply))),
-            Job::Lazy { op } => jobs.push((op, None)),
+            Job::Durable { op, reply, txn } => {
+                touched.extend(txn);
+                jobs.push((op, Some(reply)));
+            }
+            Job::Lazy { op, txn } => {
+                touched.extend(txn);
+                jobs.push((op, None));
+            }
             Job::Flush { reply } => flushes.push(reply),
         }
     }
-    if !jobs.is_empty() {
-        write(conn, jobs, health);
-    }
+    let committed = !jobs.is_empty() && write(conn, jobs, health);
     for reply in flushes {
         let _ = reply.send(());
     }
+    if committed { touched } else { Vec::new() }
 }
 
 type Reply = Option<oneshot::Sender<Result<Value, JournalError>>>;
 
-fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) {
+/// True when the commit went through.
+fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let started = std::time::Instant::now();
     let begun = conn.execute_batch("BEGIN IMMEDIATE");
@@ -144,6 +168,7 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) {
         };
         let _ = reply.send(outcome);
     }
+    committed.is_ok()
 }
 
 fn in_savepoint(conn: &Connection, op: Op) -> Result<Value, JournalError> {

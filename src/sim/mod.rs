@@ -3,6 +3,7 @@
 //! separate command; `serve` never exposes any of it.
 
 mod comercia;
+mod card;
 mod fleet;
 mod mqtt;
 mod routes;

@@ -138,16 +138,6 @@ fn lookup(sim: &Sim, id: &str) -> hyper::Response<Body> {
 }
 
 /// `holdPayments`: the card stays in the reader until the fault is cleared.
-async fn wait_while_held(sim: &Sim) {
-    loop {
-        let woken = sim.unhang.notified();
-        if !lock(&sim.faults).hold_payments {
-            return;
-        }
-        woken.await;
-    }
-}
-
 pub(super) fn take_ignored_poll(sim: &Sim) -> bool {
     let mut faults = lock(&sim.faults);
     if faults.ignore_polls > 0 {
@@ -321,7 +311,7 @@ pub(super) fn admit(
         result,
     });
     state.current = Some(id.clone());
-    state.stage = Some("waiting_for_card".into());
+    state.stage = Some(crate::constants::SIM_STAGES[0].0.into());
     state.running.insert(
         id,
         Running {
@@ -346,14 +336,7 @@ async fn run_payment(
 ) {
     let id = request.transaction_id.clone();
     let cancelled = tokio::select! {
-        _ = async {
-            // At card time 0 the answer comes without a trip through the timer wheel
-            // (whose millisecond ticks would otherwise be what a benchmark measures).
-            if !sim.opts.card_time.is_zero() {
-                tokio::time::sleep(sim.opts.card_time).await;
-            }
-            wait_while_held(&sim).await;
-        } => false,
+        _ = super::card::run_card(&sim, &id) => false,
         _ = cancel.notified() => true,
     };
     let mut state = lock(&sim.state);

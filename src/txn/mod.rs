@@ -217,6 +217,11 @@ impl Payments {
         })
     }
 
+    /// Fires when the gateway stops: long-lived answers (event streams) end then.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     pub fn journal(&self) -> &Journal {
         &self.journal
     }
