@@ -64,3 +64,6 @@ pub const KEEPALIVE_IDLE_MAX: Duration = Duration::from_secs(2);
 
 /// Most idle kept-alive connections per terminal client.
 pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// How long a browser may cache the answer to a CORS preflight (seconds).
+pub const CORS_PREFLIGHT_MAX_AGE_SECS: u32 = 600;

@@ -375,6 +375,8 @@ async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<ExitCode>
         Ok(c) => c,
         Err(e) => bail!("the configuration is not valid:\n{e}"),
     };
+    // Before binding: a refused exposure never opens the port.
+    ecrlink::api::client_auth::check_exposure(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

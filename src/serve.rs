@@ -36,6 +36,8 @@ pub enum ServeError {
     Fallback { broker: String, source: TlsError },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Exposure(#[from] api::client_auth::ExposureError),
 }
 
 /// A gateway ready to serve: journal open, unfinished transactions resumed.
@@ -71,17 +73,13 @@ impl Gateway {
             source,
         };
         let terminal_tls = tls::client_config(&dir.join(pki::CA_CERT), None).map_err(tls_err)?;
-        let api_tls = if config.ssl {
-            Some(
-                tls::server_config(&dir.join(pki::GATEWAY_CERT), &dir.join(pki::GATEWAY_KEY))
-                    .map_err(tls_err)?,
-            )
-        } else {
+        api::client_auth::check_exposure(config)?;
+        let api_tls = api::client_auth::server_tls(config).map_err(tls_err)?;
+        if !config.ssl {
             tracing::warn!(
                 "\"SSL\": \"False\": the API is plain HTTP; use it only on a trusted host"
             );
-            None
-        };
+        }
         let journal_path = config.journal.clone();
         let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path))
             .await
@@ -151,9 +149,9 @@ impl Gateway {
         if resumed > 0 {
             tracing::warn!(resumed, "unfinished transactions resumed from the journal");
         }
-        let api_key = config.api_key.as_ref().map(|k| k.expose().to_string());
+        let access = api::client_auth::access(config);
         Ok(Gateway {
-            api: Arc::new(Api::new(payments, terminals, api_key)),
+            api: Arc::new(Api::new(payments, terminals, access)),
             tls: api_tls,
             retention_days: config.journal_retention_days,
             monitors,

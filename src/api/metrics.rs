@@ -93,6 +93,7 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
         ));
     }
     terminal_metrics(api, &mut out);
+    super::access::metrics(api, &mut out);
     out.push_str(&format!(
         "# HELP ecrlink_uptime_seconds Seconds since start.\n# TYPE ecrlink_uptime_seconds gauge\necrlink_uptime_seconds {}\n",
         api.started.elapsed().as_secs()

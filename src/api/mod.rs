@@ -1,7 +1,10 @@
 //! The integrator REST API that `serve` offers the POS: the terminal's calls plus
 //! what only a gateway knows (journal, terminal health, metrics, OpenAPI).
 
+mod access;
+pub mod client_auth;
 mod error;
+pub mod guard;
 mod metrics;
 mod routes;
 pub mod validate;
@@ -44,24 +47,26 @@ impl Metrics {
 pub struct Api {
     pub payments: Arc<Payments>,
     pub terminals: Vec<TerminalInfo>,
-    /// When set, `/v1/*` calls (but `getVersion`) need `Authorization: Bearer KEY`.
-    pub api_key: Option<String>,
+    /// Keys, origins and host names (`guard`): who may call what.
+    pub access: guard::Access,
     pub metrics: Metrics,
     pub started: Instant,
+    pub refused: access::Refused,
 }
 
 impl Api {
     pub fn new(
         payments: Arc<Payments>,
         terminals: Vec<TerminalInfo>,
-        api_key: Option<String>,
+        access: guard::Access,
     ) -> Api {
         Api {
             payments,
             terminals,
-            api_key,
+            access,
             metrics: Metrics::default(),
             started: Instant::now(),
+            refused: Default::default(),
         }
     }
 }

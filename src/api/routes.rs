@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -26,10 +25,20 @@ const UNKNOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Body> {
     Metrics::bump(&api.metrics.http_requests);
-    let resp = match route(&api, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    let mut resp = match super::access::admit(&api, req) {
+        Ok((req, origin)) => {
+            let mut resp = match route(&api, req).await {
+                Ok(resp) => resp,
+                Err(e) => e.into_response(),
+            };
+            if let Some(origin) = origin {
+                super::guard::allow_origin(&mut resp, &origin);
+            }
+            resp
+        }
+        Err(resp) => resp,
     };
+    super::guard::vary_origin(&api.access, &mut resp);
     if resp.status().is_client_error() || resp.status().is_server_error() {
         Metrics::bump(&api.metrics.http_errors);
     }
@@ -40,9 +49,6 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
     let path = req.uri().path().to_string();
     let segs = segments(&path);
     let method = req.method().clone();
-    if segs.first() == Some(&"v1") && segs.get(1) != Some(&"getVersion") {
-        authorize(api, &req)?;
-    }
     match (segs.as_slice(), &method) {
         ([], &Method::GET) => Ok(with_type(
             StatusCode::OK,
@@ -141,24 +147,6 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         _ => Err(ApiError::NotFound(format!(
             "no such path: {path} (see /openapi.json)"
         ))),
-    }
-}
-
-fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(key) = &api.api_key else {
-        return Ok(());
-    };
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Digests are compared, not the keys, so the time taken says nothing about
-    // how much of a guess was right.
-    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    match given {
-        Some(given) if digest(given).as_ref() == digest(key).as_ref() => Ok(()),
-        _ => Err(ApiError::Unauthorized),
     }
 }
 

@@ -53,6 +53,14 @@ pub struct Config {
     pub key: Option<Secret>,
     /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
+    /// `refundKey`: when set, refunds, voids and operator resolutions need it.
+    pub refund_key: Option<Secret>,
+    /// `clientAuth`: API clients need a client certificate from the private CA.
+    pub client_auth: bool,
+    /// `metricsPublic`: `/metrics` and `/healthz` readable without a key.
+    pub metrics_public: bool,
+    /// `corsOrigins`: the web origins allowed to call the API (normalized, lower case).
+    pub cors_origins: Vec<String>,
 }
 
 /// One lane's terminal; unset timings are the top-level ones.
@@ -180,6 +188,8 @@ impl Config {
             "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
             "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
+            "refundKey": mask(&self.refund_key), "clientAuth": self.client_auth,
+            "metricsPublic": self.metrics_public, "corsOrigins": self.cors_origins,
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {

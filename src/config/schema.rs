@@ -53,7 +53,16 @@ pub(super) struct RawConfig {
     pub probe_up_after: Lenient<u32>,
     pub mdns: Option<Lenient<Object>>,
     pub fallback: Option<Lenient<Object>>,
+    // Issue 16: who may call the API.
+    pub refund_key: Option<Lenient<Secret>>,
+    pub client_auth: Lenient<bool>,
+    pub metrics_public: Lenient<bool>,
+    pub cors_origins: Lenient<Origins>,
 }
+
+/// `corsOrigins`: web origins (`scheme://host[:port]`) whose pages may call the API.
+#[derive(Default)]
+pub(super) struct Origins(pub Vec<String>);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
@@ -191,6 +200,16 @@ from_json! {
     Vec<String> => interfaces;
     Vec<Value> => |v: &Value| v.as_array().cloned().ok_or(format!("must be a list like [{LANE}]"));
     Object => |v: &Value| v.as_object().cloned().ok_or("must be an object of keys".into());
+    Origins => origins;
+}
+
+fn origins(value: &Value) -> Result<Origins, String> {
+    let why = "must be a list of web origins like [\"https://pos.example.com\", \"http://localhost:8080\"] \
+               (scheme and host, optional port, no path)";
+    let list = value.as_array().ok_or(why)?;
+    let origin = |v: &Value| crate::api::guard::normalize_origin(v.as_str()?);
+    let read: Option<Vec<String>> = list.iter().map(origin).collect();
+    read.map(Origins).ok_or_else(|| why.into())
 }
 
 fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {

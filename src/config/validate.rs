@@ -50,6 +50,10 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let why = "must not be empty (remove it to run without an API key)";
     let empty = range(1, usize::MAX, why);
     let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
+    let refund_key = r.opt("refundKey", raw.refund_key, &|k| empty(&k.expose().len()));
+    let client_auth = r.get("clientAuth", raw.client_auth, false, &ok);
+    let metrics_public = r.get("metricsPublic", raw.metrics_public, false, &ok);
+    let cors = r.get("corsOrigins", raw.cors_origins, Default::default(), &ok);
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
     let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
@@ -100,6 +104,10 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         api_key: api_key?,
         key: key?,
         fallback: fallback?,
+        refund_key: refund_key?,
+        client_auth: client_auth?,
+        metrics_public: metrics_public?,
+        cors_origins: cors?.0,
     })
 }
 
@@ -289,7 +297,7 @@ struct Reader {
 
 impl Reader {
     fn problem(&mut self, path: &str, value: Option<&Value>, message: impl Into<String>) {
-        let shown = value.filter(|_| !matches!(path, "key" | "apiKey"));
+        let shown = value.filter(|_| !matches!(path, "key" | "apiKey" | "refundKey"));
         let value = shown.and_then(|v| serde_json::to_string(v).ok());
         let problem = Problem::new(path.to_string(), self.layers.source(path), message);
         self.problems.push(Problem { value, ..problem });

@@ -95,6 +95,8 @@ pub struct HttpClient {
     host_header: HeaderValue,
     connect_timeout: Duration,
     pool: Option<Arc<Pool>>,
+    /// `Authorization: Bearer …` sent with every request (a gateway's API key).
+    bearer: Option<HeaderValue>,
 }
 
 impl HttpClient {
@@ -116,7 +118,17 @@ impl HttpClient {
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             connect_timeout,
             pool: None,
+            bearer: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer KEY` with every request.
+    pub fn with_bearer(mut self, key: &str) -> HttpClient {
+        self.bearer = HeaderValue::from_str(&format!("Bearer {key}")).ok().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        self
     }
 
     /// Keeps connections open in `pool` after a request and reuses them.
@@ -134,6 +146,7 @@ impl HttpClient {
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             connect_timeout,
             pool: None,
+            bearer: None,
         }
     }
 
@@ -184,6 +197,9 @@ impl HttpClient {
             .header(HOST, self.host_header.clone());
         if body.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(bearer) = &self.bearer {
+            req = req.header(hyper::header::AUTHORIZATION, bearer.clone());
         }
         let mut req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
