@@ -20,12 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One raw HTTP/1.1 request over verified TLS, with exactly the headers given (the
 /// crate's client always sends JSON and its own Host).
-async fn raw(
-    w: &World,
-    addr: SocketAddr,
-    head: &str,
-    body: &str,
-) -> (u16, String, Value) {
+async fn raw(w: &World, addr: SocketAddr, head: &str, body: &str) -> (u16, String, Value) {
     let config = tls::client_config(&w.certs().join(pki::CA_CERT), None).unwrap();
     let connector = tokio_rustls::TlsConnector::from(config);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -74,16 +69,22 @@ async fn browser_borne_requests_are_refused_and_the_terminal_gets_nothing() {
     assert_eq!(st, 403, "{err}");
     assert_eq!(err["error"]["code"], "origin_not_allowed");
     // A cancel has no body, but the Origin rule holds for it too.
-    let head = format!("POST /v1/transactions/WEB-3/cancel HTTP/1.1\r\n{host}\r\nOrigin: https://evil.example");
+    let head = format!(
+        "POST /v1/transactions/WEB-3/cancel HTTP/1.1\r\n{host}\r\nOrigin: https://evil.example"
+    );
     let (st, _, _) = raw(&w, gw.addr, &head, "").await;
     assert_eq!(st, 403);
     // DNS rebinding: the page's own name, now pointing here.
-    let head = "POST /v1/sale HTTP/1.1\r\nHost: evil.example:3000\r\nContent-Type: application/json";
+    let head =
+        "POST /v1/sale HTTP/1.1\r\nHost: evil.example:3000\r\nContent-Type: application/json";
     let (st, _, err) = raw(&w, gw.addr, head, &sale_text("WEB-4")).await;
     assert_eq!(st, 403, "{err}");
     assert_eq!(err["error"]["code"], "host_not_allowed");
     let stats = sim_stats(&w.terminal_client(sim.addr)).await;
-    assert_eq!(stats["requests"], 0, "nothing reached the terminal: {stats}");
+    assert_eq!(
+        stats["requests"], 0,
+        "nothing reached the terminal: {stats}"
+    );
     let (st, list) = w.gateway_client(gw.addr).get("/v1/transactions").await;
     assert_eq!((st, list), (StatusCode::OK, json!([])), "nothing journaled");
     // The same sale as a POS sends it goes through, and the refusals are counted.
@@ -148,7 +149,8 @@ fn serve_refused(w: &World, extra: Value) -> String {
         .args(["serve", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started: {said}");
     assert!(!said.contains("listening on"), "{said}");
     assert!(!said.contains("panicked"), "{said}");
@@ -177,7 +179,10 @@ async fn cashier_sells_manager_refunds_and_metrics_follow_the_api_rule() {
     let client = |key: &str| Client(w.gateway_client(gw.addr).0.with_bearer(key));
     let (cashier, manager) = (client("cashier-key"), client("manager-key"));
     let (st, r) = cashier.post("/v1/sale", &sale("KS-1", 1000)).await;
-    assert_eq!((st, r["status"].as_str()), (StatusCode::OK, Some("approved")));
+    assert_eq!(
+        (st, r["status"].as_str()),
+        (StatusCode::OK, Some("approved"))
+    );
     let mut refund = sale("KR-1", 1000);
     refund["originalTransactionId"] = json!("KS-1");
     let (st, err) = cashier.post("/v1/refund", &refund).await;
@@ -186,9 +191,17 @@ async fn cashier_sells_manager_refunds_and_metrics_follow_the_api_rule() {
     let (st, err) = client("wrong").post("/v1/refund", &refund).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{err}");
     let (st, r) = manager.post("/v1/refund", &refund).await;
-    assert_eq!((st, r["status"].as_str()), (StatusCode::OK, Some("approved")), "{r}");
+    assert_eq!(
+        (st, r["status"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{r}"
+    );
     let (st, _) = w.gateway_client(gw.addr).get("/metrics").await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED, "metrics follow the API's rule");
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "metrics follow the API's rule"
+    );
     let (st, _) = cashier.get("/metrics").await;
     assert_eq!(st, StatusCode::OK);
     let stats = sim_stats(&w.terminal_client(sim.addr)).await;
@@ -199,7 +212,11 @@ async fn cashier_sells_manager_refunds_and_metrics_follow_the_api_rule() {
         json!({"apiKey": "cashier-key", "metricsPublic": true, "journal": w.path("j2.db")}),
     ));
     let (st, _) = w.gateway_client(open.addr).get("/healthz").await;
-    assert_eq!(st, StatusCode::OK, "metricsPublic opens /healthz and /metrics");
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "metricsPublic opens /healthz and /metrics"
+    );
     let (st, _) = w.gateway_client(open.addr).get("/v1/transactions").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "but not the API");
 }
@@ -212,7 +229,12 @@ fn mtls_client(w: &World, addr: SocketAddr, identity: Option<&Path>) -> Client {
     let name = rustls::pki_types::ServerName::try_from("localhost")
         .unwrap()
         .to_owned();
-    Client(HttpClient::https(addr, config, name, std::time::Duration::from_secs(5)))
+    Client(HttpClient::https(
+        addr,
+        config,
+        name,
+        std::time::Duration::from_secs(5),
+    ))
 }
 
 #[tokio::test]
@@ -223,13 +245,25 @@ async fn mutual_tls_admits_the_private_cas_clients_only() {
     let gw = w.gateway(&w.gateway_config(sim.addr, json!({"clientAuth": true})));
     let ours = mtls_client(&w, gw.addr, Some(&w.certs()));
     let (st, r) = ours.post("/v1/sale", &sale("MTLS-1", 1000)).await;
-    assert_eq!((st, r["status"].as_str()), (StatusCode::OK, Some("approved")), "{r}");
+    assert_eq!(
+        (st, r["status"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{r}"
+    );
     // With TLS 1.3 a refused client certificate shows on the first request.
     let foreign = mtls_client(&w, gw.addr, Some(&other.certs()));
-    let refused = foreign.call(hyper::Method::POST, "/v1/sale", Some(sale_text("MTLS-2").into_bytes())).await;
+    let refused = foreign
+        .call(
+            hyper::Method::POST,
+            "/v1/sale",
+            Some(sale_text("MTLS-2").into_bytes()),
+        )
+        .await;
     assert!(refused.is_err(), "another CA's client: {refused:?}");
     let anonymous = mtls_client(&w, gw.addr, None);
-    let refused = anonymous.call(hyper::Method::GET, "/v1/getVersion", None).await;
+    let refused = anonymous
+        .call(hyper::Method::GET, "/v1/getVersion", None)
+        .await;
     assert!(refused.is_err(), "no client certificate: {refused:?}");
     let stats = sim_stats(&w.terminal_client(sim.addr)).await;
     assert_eq!(stats["requests"], 1, "only our client's sale: {stats}");

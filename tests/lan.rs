@@ -293,8 +293,11 @@ async fn without_icmp_privileges_tcp_and_tls_probes_carry_on() {
     let cfg = w.path("noicmp.json");
     std::fs::write(
         &cfg,
-        serde_json::to_vec(&w.gateway_config(sim.addr, json!({"url": gw_host.ip.to_string(), "apiKey": LAN_KEY})))
-            .unwrap(),
+        serde_json::to_vec(&w.gateway_config(
+            sim.addr,
+            json!({"url": gw_host.ip.to_string(), "apiKey": LAN_KEY}),
+        ))
+        .unwrap(),
     )
     .unwrap();
     // Root inside the namespace, but the bounding set loses CAP_NET_RAW: no raw socket,

@@ -152,14 +152,18 @@ pub fn preflight(access: &Access, headers: &HeaderMap) -> Result<Response<Body>,
         ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("authorization, content-type"),
     );
-    h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(CORS_PREFLIGHT_MAX_AGE_SECS));
+    h.insert(
+        ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from(CORS_PREFLIGHT_MAX_AGE_SECS),
+    );
     Ok(resp)
 }
 
 /// Marks an answer as readable by the page of `origin`.
 pub fn allow_origin(resp: &mut Response<Body>, origin: &str) {
     if let Ok(value) = HeaderValue::from_str(origin) {
-        resp.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        resp.headers_mut()
+            .insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
     }
 }
 
@@ -263,11 +267,13 @@ fn check_key(access: &Access, call: Call, headers: &HeaderMap) -> Result<(), Ref
     match call {
         Call::Public => Ok(()),
         Call::Monitoring if access.metrics_public => Ok(()),
-        Call::Manager if access.refund_key.is_some() => match (matches(&access.refund_key), cashier) {
-            (true, _) => Ok(()),
-            (false, true) => Err(Refusal::RefundKeyNeeded),
-            (false, false) => Err(Refusal::Unauthorized),
-        },
+        Call::Manager if access.refund_key.is_some() => {
+            match (matches(&access.refund_key), cashier) {
+                (true, _) => Ok(()),
+                (false, true) => Err(Refusal::RefundKeyNeeded),
+                (false, false) => Err(Refusal::Unauthorized),
+            }
+        }
         _ if cashier => Ok(()),
         _ => Err(Refusal::Unauthorized),
     }
@@ -329,37 +335,70 @@ mod tests {
         let json = heads(&[auth, ("content-type", "Application/JSON; charset=utf-8")]);
         assert_eq!(sale(&json), Ok(None));
         // A cancel has no body.
-        let cancel = check(&access(), &Method::POST, "/v1/transactions/A/cancel", &heads(&[auth]));
+        let cancel = check(
+            &access(),
+            &Method::POST,
+            "/v1/transactions/A/cancel",
+            &heads(&[auth]),
+        );
         assert_eq!(cancel, Ok(None));
     }
 
     #[test]
     fn foreign_origin_is_403_and_listed_or_own_origin_passes() {
-        let base = [("authorization", "Bearer cashier"), ("content-type", "application/json")];
+        let base = [
+            ("authorization", "Bearer cashier"),
+            ("content-type", "application/json"),
+        ];
         let with = |origin: &str| {
             let mut h = heads(&base);
             h.insert(ORIGIN, HeaderValue::from_str(origin).unwrap());
             h.insert(HOST, HeaderValue::from_static("127.0.0.1:3000"));
             h
         };
-        assert!(matches!(sale(&with("https://evil.example")), Err(Refusal::ForeignOrigin(_))));
-        assert!(matches!(sale(&with("null")), Err(Refusal::ForeignOrigin(_))));
+        assert!(matches!(
+            sale(&with("https://evil.example")),
+            Err(Refusal::ForeignOrigin(_))
+        ));
+        assert!(matches!(
+            sale(&with("null")),
+            Err(Refusal::ForeignOrigin(_))
+        ));
         assert_eq!(
             sale(&with("https://POS.example.com")),
             Ok(Some("https://pos.example.com".into()))
         );
-        assert_eq!(sale(&with("https://127.0.0.1:3000")), Ok(None), "own status page");
-        assert!(matches!(sale(&with("http://127.0.0.1:3000")), Err(Refusal::ForeignOrigin(_))));
+        assert_eq!(
+            sale(&with("https://127.0.0.1:3000")),
+            Ok(None),
+            "own status page"
+        );
+        assert!(matches!(
+            sale(&with("http://127.0.0.1:3000")),
+            Err(Refusal::ForeignOrigin(_))
+        ));
     }
 
     #[test]
     fn host_must_name_the_gateway() {
-        let ok = ["localhost:3000", "127.0.0.1", "[::1]:3000", "10.0.0.9:3000", "TILL-PC.shop.lan."];
+        let ok = [
+            "localhost:3000",
+            "127.0.0.1",
+            "[::1]:3000",
+            "10.0.0.9:3000",
+            "TILL-PC.shop.lan.",
+        ];
         for host in ok {
             let h = heads(&[("host", host)]);
             assert_eq!(check_host(&access(), &h), Ok(()), "{host}");
         }
-        for host in ["evil.example", "evil.example:3000", "localhost:x", "[::1", ""] {
+        for host in [
+            "evil.example",
+            "evil.example:3000",
+            "localhost:x",
+            "[::1",
+            "",
+        ] {
             let h = heads(&[("host", host)]);
             assert!(check_host(&access(), &h).is_err(), "{host}");
         }
@@ -379,18 +418,39 @@ mod tests {
         assert_eq!(get(Call::Sale, Some("cashie")), Err(Refusal::Unauthorized));
         assert_eq!(get(Call::Sale, None), Err(Refusal::Unauthorized));
         assert_eq!(get(Call::Manager, Some("manager")), Ok(()));
-        assert_eq!(get(Call::Manager, Some("cashier")), Err(Refusal::RefundKeyNeeded));
-        assert_eq!(get(Call::Manager, Some("wrong")), Err(Refusal::Unauthorized));
+        assert_eq!(
+            get(Call::Manager, Some("cashier")),
+            Err(Refusal::RefundKeyNeeded)
+        );
+        assert_eq!(
+            get(Call::Manager, Some("wrong")),
+            Err(Refusal::Unauthorized)
+        );
         assert_eq!(get(Call::Monitoring, None), Err(Refusal::Unauthorized));
         assert_eq!(get(Call::Public, None), Ok(()));
-        let open = Access { metrics_public: true, ..access() };
-        assert_eq!(check_key(&open, Call::Monitoring, &HeaderMap::new()), Ok(()));
+        let open = Access {
+            metrics_public: true,
+            ..access()
+        };
+        assert_eq!(
+            check_key(&open, Call::Monitoring, &HeaderMap::new()),
+            Ok(())
+        );
     }
 
     #[test]
     fn origins_normalize() {
-        assert_eq!(normalize_origin("HTTP://LocalHost:8080"), Some("http://localhost:8080".into()));
-        for bad in ["https://a.example/path", "ftp://a", "null", "https://", "https://a:99999x"] {
+        assert_eq!(
+            normalize_origin("HTTP://LocalHost:8080"),
+            Some("http://localhost:8080".into())
+        );
+        for bad in [
+            "https://a.example/path",
+            "ftp://a",
+            "null",
+            "https://",
+            "https://a:99999x",
+        ] {
             assert_eq!(normalize_origin(bad), None, "{bad}");
         }
     }
@@ -398,7 +458,10 @@ mod tests {
     #[test]
     fn calls_are_classified() {
         assert_eq!(Call::of(&Method::POST, "/v1/refund"), Call::Manager);
-        assert_eq!(Call::of(&Method::POST, "/v1/transactions/X/resolve"), Call::Manager);
+        assert_eq!(
+            Call::of(&Method::POST, "/v1/transactions/X/resolve"),
+            Call::Manager
+        );
         assert_eq!(Call::of(&Method::GET, "/v1/sale"), Call::Read);
         assert_eq!(Call::of(&Method::GET, "/healthz"), Call::Monitoring);
         assert_eq!(Call::of(&Method::GET, "/v1/getVersion"), Call::Public);

@@ -124,10 +124,12 @@ impl HttpClient {
 
     /// Sends `Authorization: Bearer KEY` with every request.
     pub fn with_bearer(mut self, key: &str) -> HttpClient {
-        self.bearer = HeaderValue::from_str(&format!("Bearer {key}")).ok().map(|mut v| {
-            v.set_sensitive(true);
-            v
-        });
+        self.bearer = HeaderValue::from_str(&format!("Bearer {key}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         self
     }
 

@@ -11,6 +11,7 @@
 //! - [`store`]: the certificate directory (`init`, broker and device certificates, writing).
 //! - [`show`]: reading certificates back: summaries, fingerprints, expiry.
 
+pub mod constraints;
 mod issue;
 mod show;
 mod store;

@@ -65,7 +65,7 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     // Everything is made before anything is written, so a bad name leaves no files behind.
     let today = OffsetDateTime::now_utc().date();
     // The date tells an old CA from a regenerated one in a till's certificate store.
-    let ca = Ca::generate(&format!("ecrlink private CA {today}"))?;
+    let ca = Ca::generate_for(&format!("ecrlink private CA {today}"), &opts.gateway_names)?;
     let terminal = ca.issue(&LeafSpec::terminal(&opts.terminal_ips))?;
     let gateway = ca.issue(&LeafSpec::gateway(&opts.gateway_names))?;
     let client = ca.issue(&LeafSpec::client(GATEWAY_CLIENT_CN))?;

@@ -4,6 +4,7 @@
 
 mod chain;
 mod files;
+mod trust;
 
 use std::net::IpAddr;
 #[cfg(unix)]
