@@ -67,3 +67,6 @@ pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;
 
 /// How long a browser may cache the answer to a CORS preflight (seconds).
 pub const CORS_PREFLIGHT_MAX_AGE_SECS: u32 = 600;
+
+/// How long before a certificate expires `serve` starts warning (logs, `/metrics`).
+pub const CERT_EXPIRY_WARNING: time::Duration = time::Duration::days(30);

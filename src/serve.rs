@@ -38,6 +38,8 @@ pub enum ServeError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Exposure(#[from] api::client_auth::ExposureError),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
 }
 
 /// A gateway ready to serve: journal open, unfinished transactions resumed.
@@ -74,6 +76,7 @@ impl Gateway {
         };
         let terminal_tls = tls::client_config(&dir.join(pki::CA_CERT), None).map_err(tls_err)?;
         api::client_auth::check_exposure(config)?;
+        let expiries = api::client_auth::check_files(config)?;
         let api_tls = api::client_auth::server_tls(config).map_err(tls_err)?;
         if !config.ssl {
             tracing::warn!(
@@ -149,9 +152,10 @@ impl Gateway {
         if resumed > 0 {
             tracing::warn!(resumed, "unfinished transactions resumed from the journal");
         }
-        let access = api::client_auth::access(config);
+        let mut api = Api::new(payments, terminals, api::client_auth::access(config));
+        api.cert_expiry = expiries;
         Ok(Gateway {
-            api: Arc::new(Api::new(payments, terminals, access)),
+            api: Arc::new(api),
             tls: api_tls,
             retention_days: config.journal_retention_days,
             monitors,

@@ -268,3 +268,46 @@ async fn mutual_tls_admits_the_private_cas_clients_only() {
     let stats = sim_stats(&w.terminal_client(sim.addr)).await;
     assert_eq!(stats["requests"], 1, "only our client's sale: {stats}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn keys_and_journal_are_private_and_expiry_is_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let sim = w.sim(&["--card-time", "0"]);
+    let gw = w.gateway(&w.gateway_config(sim.addr, json!({})));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&w.path("journal.db")),
+        0o600,
+        "the journal is owner-only"
+    );
+    let c = w.gateway_client(gw.addr);
+    let (_, metrics) = c.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("ecrlink_certificate_expiry_seconds{file=\"gateway.pem\"}"))
+        .unwrap_or_else(|| panic!("gateway.pem expiry in {metrics}"));
+    let left: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((360 * 86_400..=365 * 86_400).contains(&left), "{line}");
+    let log = gw.log_text();
+    assert!(log.contains("the CA key sits in certsDir"), "{log}");
+    drop(gw);
+    // A key others can read is refused.
+    let key = w.certs().join(pki::GATEWAY_KEY);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = w.path("exposed-key.json");
+    let config = w.gateway_config(sim.addr, json!({"journal": w.path("j3.db")}));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ecrlink"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("gateway.key") && said.contains("chmod 600"),
+        "{said}"
+    );
+}

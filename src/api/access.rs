@@ -55,6 +55,7 @@ pub(super) fn admit(
 
 /// The access series of `/metrics`.
 pub(super) fn metrics(api: &Api, out: &mut String) {
+    cert_metrics(api, out);
     let name = "ecrlink_requests_refused_total";
     out.push_str(&format!(
         "# HELP {name} Requests refused before any handler, by reason.\n# TYPE {name} counter\n"
@@ -70,5 +71,18 @@ pub(super) fn metrics(api: &Api, out: &mut String) {
     for (reason, n) in reasons {
         let n = n.load(Ordering::Relaxed);
         out.push_str(&format!("{name}{{reason=\"{reason}\"}} {n}\n"));
+    }
+}
+
+/// Seconds each certificate of `certsDir` has left (negative once expired).
+pub(super) fn cert_metrics(api: &Api, out: &mut String) {
+    let name = "ecrlink_certificate_expiry_seconds";
+    out.push_str(&format!(
+        "# HELP {name} Seconds until each certificate in certsDir expires (warned 30 days ahead).\n# TYPE {name} gauge\n"
+    ));
+    let now = time::OffsetDateTime::now_utc();
+    for e in &api.cert_expiry {
+        let left = (e.not_after - now).whole_seconds();
+        out.push_str(&format!("{name}{{file=\"{}\"}} {left}\n", e.file));
     }
 }

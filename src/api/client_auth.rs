@@ -96,3 +96,13 @@ pub fn access(config: &Config) -> Access {
         scheme: if config.ssl { "https" } else { "http" },
     }
 }
+
+/// The certificate folder's checks (`pki::checks`), with the MQTT client key too.
+pub fn check_files(config: &Config) -> Result<Vec<pki::checks::Expiry>, pki::PkiError> {
+    let keys: Vec<_> = config
+        .fallback
+        .iter()
+        .map(|m| m.client_key.clone())
+        .collect();
+    pki::checks::check_serving(&config.certs_dir, &keys)
+}

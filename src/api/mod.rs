@@ -52,6 +52,8 @@ pub struct Api {
     pub metrics: Metrics,
     pub started: Instant,
     pub refused: access::Refused,
+    /// Each certificate of `certsDir` and its end of validity (`/metrics`).
+    pub cert_expiry: Vec<crate::pki::checks::Expiry>,
 }
 
 impl Api {
@@ -67,6 +69,7 @@ impl Api {
             metrics: Metrics::default(),
             started: Instant::now(),
             refused: Default::default(),
+            cert_expiry: Vec::new(),
         }
     }
 }

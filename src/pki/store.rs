@@ -23,7 +23,7 @@ const BROKER_CN: &str = "ecrlink-broker";
 
 /// Who may read a file once written.
 #[derive(Clone, Copy)]
-enum Access {
+pub(super) enum Access {
     /// Private keys: owner only.
     Secret,
     /// Certificates: anyone, so a broker running as another user can read them.
@@ -45,6 +45,15 @@ pub struct InitOptions {
 /// cannot leave a mix of two CAs. With `force` the CA is replaced too: every certificate it
 /// issued before (broker, devices) stops verifying and must be issued again.
 pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
+    init_with_ca_out(opts, None)
+}
+
+/// [`init`], with `ca.key` (and a copy of `ca.pem`, so the pair loads together) written
+/// to `ca_out` instead of `opts.dir`: the CA key need not live on the gateway.
+pub fn init_with_ca_out(
+    opts: &InitOptions,
+    ca_out: Option<&Path>,
+) -> Result<Vec<PathBuf>, PkiError> {
     let dir = opts.dir.as_path();
     let names = [
         CA_CERT,
@@ -58,7 +67,10 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
         CLIENT_KEY,
     ];
     if !opts.force {
-        let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        let mut paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        if let Some(out) = ca_out {
+            paths.extend([out.join(CA_KEY), out.join(CA_CERT)]);
+        }
         refuse_existing(&paths)?;
     }
 
@@ -73,13 +85,30 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     create_private_dir(dir)?;
     let force = opts.force;
     let mut written = Vec::with_capacity(names.len());
+    if let Some(out) = ca_out {
+        create_private_dir(out)?;
+        for (name, contents, access) in [
+            (CA_KEY, ca.key_pem(), Access::Secret),
+            (CA_CERT, ca.cert_pem().to_string(), Access::Public),
+        ] {
+            let path = out.join(name);
+            write_file(&path, contents.as_bytes(), access, force)?;
+            written.push(path);
+        }
+        if force {
+            // A forced init replaced the CA: an old key left here would belong to nothing.
+            let _ = std::fs::remove_file(dir.join(CA_KEY));
+        }
+    }
     let mut put = |name: &str, contents: &[u8], access: Access| {
         let path = dir.join(name);
         write_file(&path, contents, access, force)?;
         written.push(path);
         Ok::<_, PkiError>(())
     };
-    put(CA_KEY, ca.key_pem().as_bytes(), Access::Secret)?;
+    if ca_out.is_none() {
+        put(CA_KEY, ca.key_pem().as_bytes(), Access::Secret)?;
+    }
     put(CA_CERT, ca.cert_pem().as_bytes(), Access::Public)?;
     put(CA_DER, ca.cert_der(), Access::Public)?;
     for (leaf, cert, key) in [
@@ -178,7 +207,12 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Writes through a temporary file in the same directory and renames it into place. The
 /// temporary file is created owner-only, so a key is never readable by others, even briefly.
-fn write_file(path: &Path, contents: &[u8], access: Access, force: bool) -> Result<(), PkiError> {
+pub(super) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    access: Access,
+    force: bool,
+) -> Result<(), PkiError> {
     let io_err = |source| PkiError::Io {
         path: path.to_path_buf(),
         source,

@@ -4,6 +4,7 @@
 
 mod chain;
 mod files;
+mod renew;
 mod trust;
 
 use std::net::IpAddr;
