@@ -15,6 +15,7 @@ pub mod constants;
 pub mod demo;
 pub mod http;
 pub mod journal;
+pub mod pin;
 pub mod pki;
 pub mod probe;
 pub mod serve;

@@ -135,7 +135,10 @@ impl Gateway {
         };
         let (mut links, mut terminals, mut monitors) = (Vec::new(), Vec::new(), Vec::new());
         for terminal in &config.terminals {
-            let (link, info) = shared.lane(terminal, &mut monitors);
+            // A lane that pins its terminal or shows it a client certificate has its own.
+            let own_tls = crate::pin::lane_config(&dir.join(pki::CA_CERT), terminal);
+            let tls = own_tls.map_err(tls_err)?;
+            let (link, info) = shared.lane(terminal, tls, &mut monitors);
             links.push(link);
             terminals.push(info);
         }
@@ -194,12 +197,13 @@ impl Shared<'_> {
     fn lane(
         &self,
         terminal: &Terminal,
+        tls: Option<Arc<rustls::ClientConfig>>,
         monitors: &mut Vec<tokio::task::JoinHandle<()>>,
     ) -> (TerminalLink, TerminalInfo) {
         let call_timeout = status_call_timeout(terminal.poll_interval);
         let client = TerminalClient::new(
             TerminalAddress::new(terminal.address),
-            self.terminal_tls.clone(),
+            tls.unwrap_or_else(|| self.terminal_tls.clone()),
             terminal.static_ip_timeout,
         )
         .with_call_timeout(call_timeout);

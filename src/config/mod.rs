@@ -76,6 +76,10 @@ pub struct Terminal {
     pub poll_interval: Duration,
     /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
     pub fallback: bool,
+    /// `terminalPin`: SPKI pins (`sha256/<base64>`); empty for none.
+    pub pins: Vec<String>,
+    /// `terminalClientCert` and `terminalClientKey`: presented to the terminal.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,11 +174,19 @@ impl Config {
             _ => json!(d.as_secs_f64()),
         };
         let terminal = |t: &Terminal| {
-            json!({
+            let mut lane = json!({
                 "deviceId": t.device_id, "terminalIp": t.address.to_string(),
                 "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
                 "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
-            })
+            });
+            if !t.pins.is_empty() {
+                lane["terminalPin"] = json!(t.pins);
+            }
+            if let Some((cert, key)) = &t.client_identity {
+                lane["terminalClientCert"] = json!(cert.to_string_lossy());
+                lane["terminalClientKey"] = json!(key.to_string_lossy());
+            }
+            lane
         };
         let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
         let mut effective = json!({

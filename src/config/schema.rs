@@ -58,7 +58,14 @@ pub(super) struct RawConfig {
     pub client_auth: Lenient<bool>,
     pub metrics_public: Lenient<bool>,
     pub cors_origins: Lenient<Origins>,
+    pub terminal_pin: Option<Lenient<Pins>>,
+    pub terminal_client_cert: Option<Lenient<PathBuf>>,
+    pub terminal_client_key: Option<Lenient<PathBuf>>,
 }
+
+/// `terminalPin`: one `"sha256/<base64>"` or a list of them (for rotation).
+#[derive(Default, Clone)]
+pub(super) struct Pins(pub Vec<String>);
 
 /// `corsOrigins`: web origins (`scheme://host[:port]`) whose pages may call the API.
 #[derive(Default)]
@@ -74,6 +81,9 @@ pub(super) struct RawTerminal {
     pub static_ip_timeout: Option<Lenient<Duration>>,
     pub poll_seconds: Option<Lenient<Duration>>,
     pub fallback: Option<Lenient<bool>>,
+    pub terminal_pin: Option<Lenient<Pins>>,
+    pub terminal_client_cert: Option<Lenient<PathBuf>>,
+    pub terminal_client_key: Option<Lenient<PathBuf>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -201,6 +211,25 @@ from_json! {
     Vec<Value> => |v: &Value| v.as_array().cloned().ok_or(format!("must be a list like [{LANE}]"));
     Object => |v: &Value| v.as_object().cloned().ok_or("must be an object of keys".into());
     Origins => origins;
+    Pins => pins;
+}
+
+fn pins(value: &Value) -> Result<Pins, String> {
+    let why = "must be a pin like \"sha256/<44 base64 characters>\" or a list of them \
+               (`ecrlink certs show` prints each certificate's pin)";
+    let list = match value {
+        Value::Array(list) => list.clone(),
+        one => vec![one.clone()],
+    };
+    let pin = |v: &Value| {
+        v.as_str()
+            .filter(|p| crate::pin::is_pin(p))
+            .map(str::to_string)
+    };
+    let read: Option<Vec<String>> = list.iter().map(pin).collect();
+    read.filter(|l| !l.is_empty())
+        .map(Pins)
+        .ok_or_else(|| why.into())
 }
 
 fn origins(value: &Value) -> Result<Origins, String> {

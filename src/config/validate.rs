@@ -3,7 +3,7 @@
 //! the bad value (never a secret's) and its source. The defaults live here, by their key.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -71,6 +71,9 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     }
     let fallback = r.nested("fallback", raw.fallback);
     let fallback = mqtt(r, fallback, certs_dir.as_deref());
+    let top_pins = r.opt("terminalPin", raw.terminal_pin, &ok);
+    let identity = (raw.terminal_client_cert, raw.terminal_client_key);
+    let top_identity = client_identity(r, "", identity);
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
@@ -79,6 +82,8 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         poll_interval: poll.unwrap_or_default(),
         fallback: push.is_some_and(StartTechnology::wants_push_fallback)
             && matches!(fallback, Some(Some(_))),
+        pins: top_pins.clone().flatten().map(|p| p.0).unwrap_or_default(),
+        client_identity: top_identity.clone().flatten(),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
     let terminals = lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
@@ -200,6 +205,9 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         _ => secs(300.0)(poll),
     });
     let fallback = r.opt(&at("fallback"), raw.fallback, &ok);
+    let pins = r.opt(&at("terminalPin"), raw.terminal_pin, &ok);
+    let identity = (raw.terminal_client_cert, raw.terminal_client_key);
+    let identity = client_identity(r, &format!("terminals[{i}]."), identity);
     Some(Terminal {
         device_id: device_id?,
         address: address?,
@@ -207,7 +215,35 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         static_ip_timeout: timeout?.unwrap_or(lane.static_ip_timeout),
         poll_interval: poll?.unwrap_or(lane.poll_interval),
         fallback: lane.fallback && fallback?.unwrap_or(true),
+        pins: pins?.map(|p| p.0).unwrap_or_else(|| lane.pins.clone()),
+        client_identity: identity?.or_else(|| lane.client_identity.clone()),
     })
+}
+
+type Identity = (Option<Lenient<PathBuf>>, Option<Lenient<PathBuf>>);
+
+/// `terminalClientCert` and `terminalClientKey`: both or neither.
+fn client_identity(
+    r: &mut Reader,
+    at: &str,
+    (cert, key): Identity,
+) -> Option<Option<(PathBuf, PathBuf)>> {
+    let cert = r.opt(&format!("{at}terminalClientCert"), cert, &ok)?;
+    let key = r.opt(&format!("{at}terminalClientKey"), key, &ok)?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(Some((cert, key))),
+        (None, None) => Some(None),
+        (cert, _) => {
+            let (given, missing) = match cert {
+                Some(_) => ("terminalClientCert", "terminalClientKey"),
+                None => ("terminalClientKey", "terminalClientCert"),
+            };
+            let message =
+                format!("is required with {at}{given}: the certificate and its key go together");
+            r.problem(&format!("{at}{missing}"), None, message);
+            None
+        }
+    }
 }
 
 /// `fallback.mqtt`; the files default to the certificates folder.

@@ -33,6 +33,8 @@ pub struct CertSummary {
     pub ext_key_usages: Vec<String>,
     /// A CA's permitted name constraints (`DNS:local`, `IP:10.0.0.0/8`); empty for none.
     pub permitted: Vec<String>,
+    /// The SPKI pin (`sha256/<base64>`) a `terminalPin` names this certificate by.
+    pub pin: String,
 }
 
 impl fmt::Display for CertSummary {
@@ -56,7 +58,8 @@ impl fmt::Display for CertSummary {
         if self.expired {
             writeln!(f, "  status:    EXPIRED")?;
         }
-        write!(f, "  sha256:    {}", self.sha256)
+        writeln!(f, "  sha256:    {}", self.sha256)?;
+        write!(f, "  pin:       {}", self.pin)
     }
 }
 
@@ -116,6 +119,7 @@ pub fn summarize(path: &Path) -> Result<CertSummary, PkiError> {
         is_ca: cert.is_ca(),
         ext_key_usages,
         permitted,
+        pin: crate::pin::spki_pin(&der).unwrap_or_default(),
     })
 }
 
