@@ -70,3 +70,12 @@ pub const CORS_PREFLIGHT_MAX_AGE_SECS: u32 = 600;
 
 /// How long before a certificate expires `serve` starts warning (logs, `/metrics`).
 pub const CERT_EXPIRY_WARNING: time::Duration = time::Duration::days(30);
+
+/// Default `maxConnectionsPerIp`: open API connections per client beyond loopback.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+
+/// Default `startsPerSecondPerIp`: transaction starts per second per client beyond loopback.
+pub const DEFAULT_STARTS_PER_SECOND_PER_IP: u32 = 20;
+
+/// Clients the per-IP limits remember before idle ones are forgotten.
+pub const LIMITS_TRACKED_IPS: usize = 4096;

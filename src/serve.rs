@@ -157,6 +157,7 @@ impl Gateway {
         }
         let mut api = Api::new(payments, terminals, api::client_auth::access(config));
         api.cert_expiry = expiries;
+        api.limits = crate::http::limits::Limits::new(config.limits);
         Ok(Gateway {
             api: Arc::new(api),
             tls: api_tls,

@@ -10,6 +10,10 @@ use super::Api;
 use super::guard::{self, Refusal};
 use crate::http::Body;
 
+/// The client's address, put on each request by the accept loop.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Refusals by reason, for `/metrics`.
 #[derive(Default)]
 pub struct Refused {
@@ -47,15 +51,47 @@ pub(super) fn admit(
     if req.method() == Method::OPTIONS && headers.contains_key(hyper::header::ORIGIN) {
         return Err(guard::preflight(&api.access, headers).unwrap_or_else(refuse));
     }
-    match guard::check(&api.access, req.method(), req.uri().path(), headers) {
-        Ok(origin) => Ok((req, origin)),
-        Err(why) => Err(refuse(why)),
+    let origin =
+        guard::check(&api.access, req.method(), req.uri().path(), headers).map_err(refuse)?;
+    if is_start(req.method(), req.uri().path())
+        && let Some(Peer(peer)) = req.extensions().get::<Peer>()
+        && let Err(why) = api.limits.start(peer.ip(), std::time::Instant::now())
+    {
+        let mut resp = crate::http::error(
+            hyper::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            why.to_string(),
+        );
+        resp.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+        return Err(resp);
     }
+    Ok((req, origin))
+}
+
+/// A call that starts a transaction at a terminal.
+fn is_start(method: &Method, path: &str) -> bool {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    method == Method::POST && matches!(segs.as_slice(), ["v1", "sale" | "refund" | "void"])
 }
 
 /// The access series of `/metrics`.
 pub(super) fn metrics(api: &Api, out: &mut String) {
     cert_metrics(api, out);
+    let name = "ecrlink_limited_total";
+    out.push_str(&format!(
+        "# HELP {name} Connections (503) and transaction starts (429) refused by the per-client limits.\n# TYPE {name} counter\n"
+    ));
+    let l = &api.limits;
+    for (limit, n) in [
+        ("connections", &l.refused_connections),
+        ("starts", &l.refused_starts),
+    ] {
+        let n = n.load(Ordering::Relaxed);
+        out.push_str(&format!("{name}{{limit=\"{limit}\"}} {n}\n"));
+    }
     let name = "ecrlink_requests_refused_total";
     out.push_str(&format!(
         "# HELP {name} Requests refused before any handler, by reason.\n# TYPE {name} counter\n"

@@ -52,6 +52,8 @@ pub struct Api {
     pub metrics: Metrics,
     pub started: Instant,
     pub refused: access::Refused,
+    /// Per-client limits beyond loopback (connections, transaction starts).
+    pub limits: Arc<crate::http::limits::Limits>,
     /// Each certificate of `certsDir` and its end of validity (`/metrics`).
     pub cert_expiry: Vec<crate::pki::checks::Expiry>,
 }
@@ -70,6 +72,10 @@ impl Api {
             started: Instant::now(),
             refused: Default::default(),
             cert_expiry: Vec::new(),
+            limits: crate::http::limits::Limits::new(crate::http::limits::LimitSettings {
+                connections_per_ip: crate::constants::DEFAULT_MAX_CONNECTIONS_PER_IP,
+                starts_per_second: crate::constants::DEFAULT_STARTS_PER_SECOND_PER_IP,
+            }),
         }
     }
 }
@@ -81,9 +87,11 @@ pub async fn run(
     api: Arc<Api>,
     shutdown: CancellationToken,
 ) {
-    let handler = move |req, _peer: SocketAddr| {
+    let limits = Some(api.limits.clone());
+    let handler = move |mut req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr| {
         let api = api.clone();
+        req.extensions_mut().insert(access::Peer(peer));
         async move { Ok(routes::handle(api, req).await) }
     };
-    crate::http::server::serve(listener, tls, handler, shutdown).await;
+    crate::http::server::serve_limited(listener, tls, handler, limits, shutdown).await;
 }

@@ -61,6 +61,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// `corsOrigins`: the web origins allowed to call the API (normalized, lower case).
     pub cors_origins: Vec<String>,
+    /// `maxConnectionsPerIp`, `startsPerSecondPerIp` (loopback clients are exempt).
+    pub limits: crate::http::limits::LimitSettings,
 }
 
 /// One lane's terminal; unset timings are the top-level ones.
@@ -202,6 +204,8 @@ impl Config {
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
             "refundKey": mask(&self.refund_key), "clientAuth": self.client_auth,
             "metricsPublic": self.metrics_public, "corsOrigins": self.cors_origins,
+            "maxConnectionsPerIp": self.limits.connections_per_ip,
+            "startsPerSecondPerIp": self.limits.starts_per_second,
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {

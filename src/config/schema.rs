@@ -61,6 +61,10 @@ pub(super) struct RawConfig {
     pub terminal_pin: Option<Lenient<Pins>>,
     pub terminal_client_cert: Option<Lenient<PathBuf>>,
     pub terminal_client_key: Option<Lenient<PathBuf>>,
+    #[serde(rename = "maxConnectionsPerIp")]
+    pub max_connections_per_ip: Lenient<u32>,
+    #[serde(rename = "startsPerSecondPerIp")]
+    pub starts_per_second_per_ip: Lenient<u32>,
 }
 
 /// `terminalPin`: one `"sha256/<base64>"` or a list of them (for rotation).

@@ -15,6 +15,9 @@ use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawM
 use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
+use crate::constants::{
+    DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
+};
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
@@ -54,6 +57,19 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let client_auth = r.get("clientAuth", raw.client_auth, false, &ok);
     let metrics_public = r.get("metricsPublic", raw.metrics_public, false, &ok);
     let cors = r.get("corsOrigins", raw.cors_origins, Default::default(), &ok);
+    let per_ip = range(1, 100_000, "must be a whole number from 1 to 100000");
+    let conns = r.get(
+        "maxConnectionsPerIp",
+        raw.max_connections_per_ip,
+        MAX_CONNS as u32,
+        &per_ip,
+    );
+    let starts = r.get(
+        "startsPerSecondPerIp",
+        raw.starts_per_second_per_ip,
+        STARTS,
+        &per_ip,
+    );
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
     let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
@@ -113,6 +129,10 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         client_auth: client_auth?,
         metrics_public: metrics_public?,
         cors_origins: cors?.0,
+        limits: crate::http::limits::LimitSettings {
+            connections_per_ip: conns? as usize,
+            starts_per_second: starts?,
+        },
     })
 }
 
