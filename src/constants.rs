@@ -115,3 +115,17 @@ pub const SIM_STAGES: [(&str, f64); 3] = [
 /// The status page's link history: how far back, and at most how many probe rounds.
 pub const RTT_HISTORY_SPAN: Duration = Duration::from_secs(300);
 pub const RTT_HISTORY_SAMPLES: usize = 600;
+/// How long a browser may cache the answer to a CORS preflight (seconds).
+pub const CORS_PREFLIGHT_MAX_AGE_SECS: u32 = 600;
+
+/// How long before a certificate expires `serve` starts warning (logs, `/metrics`).
+pub const CERT_EXPIRY_WARNING: time::Duration = time::Duration::days(30);
+
+/// Default `maxConnectionsPerIp`: open API connections per client beyond loopback.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+
+/// Default `startsPerSecondPerIp`: transaction starts per second per client beyond loopback.
+pub const DEFAULT_STARTS_PER_SECOND_PER_IP: u32 = 20;
+
+/// Clients the per-IP limits remember before idle ones are forgotten.
+pub const LIMITS_TRACKED_IPS: usize = 4096;

@@ -19,6 +19,7 @@ pub mod http;
 pub mod journal;
 pub mod log_format;
 pub mod pay;
+pub mod pin;
 pub mod pki;
 pub mod probe;
 pub mod serve;

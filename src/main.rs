@@ -85,6 +85,18 @@ enum CertsCommand {
         /// Overwrite existing files (this replaces the CA: re-issue every certificate).
         #[arg(long)]
         force: bool,
+        /// Write ca.key (with a copy of ca.pem) into this folder instead of DIR: keep it off
+        /// the gateway, e.g. on a USB stick, and bring it back for `certs renew --ca-dir`.
+        #[arg(long = "ca-out")]
+        ca_out: Option<PathBuf>,
+    },
+    /// Issue every leaf in DIR again (same names, fresh key, a new year) under the same CA.
+    Renew {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The folder holding ca.pem and ca.key, when not DIR (see `init --ca-out`).
+        #[arg(long = "ca-dir")]
+        ca_dir: Option<PathBuf>,
     },
     /// Print subject, SANs, expiry and SHA-256 fingerprint of every certificate in DIR.
     Show {
@@ -332,12 +344,17 @@ fn certs(cmd: CertsCommand) -> Result<ExitCode> {
             terminal_ips,
             gateway_names,
             force,
-        } => pki::init(&InitOptions {
-            dir,
-            terminal_ips,
-            gateway_names,
-            force,
-        })?,
+            ca_out,
+        } => pki::init_with_ca_out(
+            &InitOptions {
+                dir,
+                terminal_ips,
+                gateway_names,
+                force,
+            },
+            ca_out.as_deref(),
+        )?,
+        CertsCommand::Renew { dir, ca_dir } => pki::renew(&dir, ca_dir.as_deref())?,
         CertsCommand::Show { dir } => {
             for summary in pki::show(&dir)? {
                 println!("{summary}\n");
@@ -499,6 +516,8 @@ async fn serve(args: ServeArgs, shutdown: CancellationToken) -> Result<ExitCode>
         Ok(c) => c,
         Err(e) => bail!("the configuration is not valid:\n{e}"),
     };
+    // Before binding: a refused exposure never opens the port.
+    ecrlink::api::client_auth::check_exposure(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -39,6 +39,10 @@ pub enum ServeError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     VendorCa(#[from] comercia::lane::LaneTlsError),
+    #[error(transparent)]
+    Exposure(#[from] api::client_auth::ExposureError),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
 }
 
 /// A gateway ready to serve: journal open, unfinished transactions resumed.
@@ -77,17 +81,14 @@ impl Gateway {
             source,
         };
         let terminal_tls = tls::client_config(&dir.join(pki::CA_CERT), None).map_err(tls_err)?;
-        let api_tls = if config.ssl {
-            Some(
-                tls::server_config(&dir.join(pki::GATEWAY_CERT), &dir.join(pki::GATEWAY_KEY))
-                    .map_err(tls_err)?,
-            )
-        } else {
+        api::client_auth::check_exposure(config)?;
+        let expiries = api::client_auth::check_files(config)?;
+        let api_tls = api::client_auth::server_tls(config).map_err(tls_err)?;
+        if !config.ssl {
             tracing::warn!(
                 "\"SSL\": \"False\": the API is plain HTTP; use it only on a trusted host"
             );
-            None
-        };
+        }
         let journal_path = config.journal.clone();
         let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path))
             .await
@@ -142,7 +143,14 @@ impl Gateway {
         };
         let (mut links, mut terminals, mut monitors) = (Vec::new(), Vec::new(), Vec::new());
         for terminal in &config.terminals {
-            let (link, info) = shared.lane(terminal, &mut monitors);
+            // A lane that pins its terminal or shows it a client certificate has its own.
+            let ca = match &terminal.comercia {
+                Some(lane) => lane.ca_cert.clone(),
+                None => dir.join(pki::CA_CERT),
+            };
+            let own_tls = crate::pin::lane_config(&ca, terminal);
+            let tls = own_tls.map_err(tls_err)?;
+            let (link, info) = shared.lane(terminal, tls, &mut monitors);
             links.push(link);
             terminals.push(info);
         }
@@ -159,9 +167,11 @@ impl Gateway {
         if resumed > 0 {
             tracing::warn!(resumed, "unfinished transactions resumed from the journal");
         }
-        let api_key = config.api_key.as_ref().map(|k| k.expose().to_string());
+        let mut api = Api::new(payments, terminals, api::client_auth::access(config));
+        api.cert_expiry = expiries;
+        api.limits = crate::http::limits::Limits::new(config.limits);
         Ok(Gateway {
-            api: Arc::new(Api::new(payments, terminals, api_key)),
+            api: Arc::new(api),
             tls: api_tls,
             retention_days: config.journal_retention_days,
             monitors,
@@ -200,13 +210,17 @@ impl Shared<'_> {
     fn lane(
         &self,
         terminal: &Terminal,
+        tls: Option<Arc<rustls::ClientConfig>>,
         monitors: &mut Vec<tokio::task::JoinHandle<()>>,
     ) -> (TerminalLink, TerminalInfo) {
         let call_timeout = status_call_timeout(terminal.poll_interval);
-        let tls = self.lane_tls.get(&terminal.device_id);
+        // Its own (pins, client certificate), else its profile's CA, else ecrlink's CA.
+        let tls = tls
+            .or_else(|| self.lane_tls.get(&terminal.device_id).cloned())
+            .unwrap_or_else(|| self.terminal_tls.clone());
         let mut client = TerminalClient::new(
             TerminalAddress::new(terminal.address),
-            tls.unwrap_or(&self.terminal_tls).clone(),
+            tls,
             terminal.static_ip_timeout,
         )
         .with_call_timeout(call_timeout);

@@ -132,6 +132,9 @@ pub fn describe_handshake_error(err: &io::Error) -> String {
             format!("certificate is not valid for the name {TERMINAL_SERVER_NAME}")
         }
         rustls::Error::InvalidCertificate(C::Revoked) => "certificate is revoked".into(),
+        rustls::Error::InvalidCertificate(C::ApplicationVerificationFailure) => {
+            "certificate's public key matches no terminalPin".into()
+        }
         rustls::Error::InvalidCertificate(other) => format!("certificate rejected: {other:?}"),
         other => format!("TLS handshake failed: {other}"),
     }

@@ -13,6 +13,9 @@ use common::*;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
+/// A gateway listening beyond loopback needs a key (issue 16).
+const LAN_KEY: &str = "lan-test-key";
+
 async fn health(c: &Client) -> Value {
     let (st, h) = c.get(&format!("/v1/terminals/{DEVICE}")).await;
     assert_eq!(st, StatusCode::OK);
@@ -195,7 +198,7 @@ async fn moved_terminal_is_found_by_mdns_and_an_impostor_gets_nothing() {
     );
     let mut config = w.gateway_config(
         format!("{}:{port}", terminal.ip).parse().unwrap(),
-        json!({"url": gw_host.ip.to_string(), "mdns": {"enabled": true, "interfaces": [terminal.peer_ifname, impostor.peer_ifname]}}),
+        json!({"url": gw_host.ip.to_string(), "apiKey": LAN_KEY, "mdns": {"enabled": true, "interfaces": [terminal.peer_ifname, impostor.peer_ifname]}}),
     );
     config["journal"] = json!(w.path("mdns.db"));
     let cfg = w.path("mdns-config.json");
@@ -204,7 +207,7 @@ async fn moved_terminal_is_found_by_mdns_and_an_impostor_gets_nothing() {
         &["serve".into(), "--config".into(), cfg.display().to_string()],
         &w.path("gw-mdns.log"),
     );
-    let c = w.gateway_client(gw.addr);
+    let c = Client(w.gateway_client(gw.addr).0.with_bearer(LAN_KEY));
     wait_state(&c, "up", Duration::from_secs(10)).await;
     // A technician changes the terminal's "fixed" IP under the running payment app.
     let old = terminal.ip;
@@ -290,8 +293,11 @@ async fn without_icmp_privileges_tcp_and_tls_probes_carry_on() {
     let cfg = w.path("noicmp.json");
     std::fs::write(
         &cfg,
-        serde_json::to_vec(&w.gateway_config(sim.addr, json!({"url": gw_host.ip.to_string()})))
-            .unwrap(),
+        serde_json::to_vec(&w.gateway_config(
+            sim.addr,
+            json!({"url": gw_host.ip.to_string(), "apiKey": LAN_KEY}),
+        ))
+        .unwrap(),
     )
     .unwrap();
     // Root inside the namespace, but the bounding set loses CAP_NET_RAW: no raw socket,
@@ -313,7 +319,7 @@ async fn without_icmp_privileges_tcp_and_tls_probes_carry_on() {
     .map(|s| s.to_string())
     .collect();
     let gw = Proc::start_program("ip", &args, &w.path("noicmp-gw.log"));
-    let c = w.gateway_client(gw.addr);
+    let c = Client(w.gateway_client(gw.addr).0.with_bearer(LAN_KEY));
     wait_state(&c, "up", Duration::from_secs(10)).await;
     let h = health(&c).await;
     assert_eq!(h["icmp"], "unavailable", "{h}");

@@ -88,14 +88,14 @@ async fn terminal_with_another_name_gets_nothing() {
     let leaf = ca
         .issue(&LeafSpec::server(
             "other",
-            &["other.example".into()],
+            &["other.home.arpa".into()],
             &["127.0.0.1".parse().unwrap()],
         ))
         .unwrap();
     let certs = terminal_certs(&w, "wrong-name", &leaf);
     let sim = refused(&w, certs, "wrong-name", "not valid for the name").await;
     let tls = ecrlink::tls::client_config(&w.certs().join(pki::CA_CERT), None).unwrap();
-    let name = ServerName::try_from("other.example").unwrap().to_owned();
+    let name = ServerName::try_from("other.home.arpa").unwrap().to_owned();
     let client = Client(HttpClient::https(
         sim.addr,
         tls,

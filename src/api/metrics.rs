@@ -98,6 +98,7 @@ pub(super) async fn render(api: &Api) -> Result<Response<Body>, ApiError> {
         .find(|(s, _)| *s == TxnStatus::Unknown)
         .map_or(0, |(_, n)| *n);
     super::metrics_ops::render(api, unknown, &mut out);
+    super::access::metrics(api, &mut out);
     out.push_str(&format!(
         "# HELP ecrlink_uptime_seconds Seconds since start.\n# TYPE ecrlink_uptime_seconds gauge\necrlink_uptime_seconds {}\n",
         api.started.elapsed().as_secs()

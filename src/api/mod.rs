@@ -1,9 +1,12 @@
 //! The integrator REST API that `serve` offers the POS: the terminal's calls plus
 //! what only a gateway knows (journal, terminal health, metrics, OpenAPI).
 
+mod access;
+pub mod client_auth;
 mod error;
 mod events;
 mod history;
+pub mod guard;
 mod metrics;
 mod profile;
 mod metrics_ops;
@@ -55,28 +58,39 @@ impl Metrics {
 pub struct Api {
     pub payments: Arc<Payments>,
     pub terminals: Vec<TerminalInfo>,
-    /// When set, `/v1/*` calls (but `getVersion`) need `Authorization: Bearer KEY`.
-    pub api_key: Option<String>,
+    /// Keys, origins and host names (`guard`): who may call what.
+    pub access: guard::Access,
     pub metrics: Metrics,
     pub started: Instant,
     /// Per terminal (same order as `terminals`): the last minutes of probe rounds.
     pub links: Vec<Arc<history::LinkHistory>>,
+    pub refused: access::Refused,
+    /// Per-client limits beyond loopback (connections, transaction starts).
+    pub limits: Arc<crate::http::limits::Limits>,
+    /// Each certificate of `certsDir` and its end of validity (`/metrics`).
+    pub cert_expiry: Vec<crate::pki::checks::Expiry>,
 }
 
 impl Api {
     pub fn new(
         payments: Arc<Payments>,
         terminals: Vec<TerminalInfo>,
-        api_key: Option<String>,
+        access: guard::Access,
     ) -> Api {
         let links = terminals.iter().map(|_| Arc::default()).collect();
         Api {
             payments,
             links,
             terminals,
-            api_key,
+            access,
             metrics: Metrics::default(),
             started: Instant::now(),
+            refused: Default::default(),
+            cert_expiry: Vec::new(),
+            limits: crate::http::limits::Limits::new(crate::http::limits::LimitSettings {
+                connections_per_ip: crate::constants::DEFAULT_MAX_CONNECTIONS_PER_IP,
+                starts_per_second: crate::constants::DEFAULT_STARTS_PER_SECOND_PER_IP,
+            }),
         }
     }
 }
@@ -93,9 +107,11 @@ pub async fn run(
         // Ends with the probe monitor or at shutdown.
         tokio::spawn(async move { link.follow(health, stop).await });
     }
-    let handler = move |req, _peer: SocketAddr| {
+    let limits = Some(api.limits.clone());
+    let handler = move |mut req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr| {
         let api = api.clone();
+        req.extensions_mut().insert(access::Peer(peer));
         async move { Ok(routes::handle(api, req).await) }
     };
-    crate::http::server::serve(listener, tls, handler, shutdown).await;
+    crate::http::server::serve_limited(listener, tls, handler, limits, shutdown).await;
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::CONTENT_TYPE;
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use tracing::Instrument;
@@ -37,10 +37,20 @@ pub(super) async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Bo
         transaction_id = tracing::field::Empty,
         device_id = tracing::field::Empty
     );
-    let mut resp = match route(&api, req).instrument(span).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    let mut resp = match super::access::admit(&api, req) {
+        Ok((req, origin)) => {
+            let mut resp = match route(&api, req).instrument(span).await {
+                Ok(resp) => resp,
+                Err(e) => e.into_response(),
+            };
+            if let Some(origin) = origin {
+                super::guard::allow_origin(&mut resp, &origin);
+            }
+            resp
+        }
+        Err(resp) => resp,
     };
+    super::guard::vary_origin(&api.access, &mut resp);
     resp.headers_mut()
         .insert(request_id::HEADER, request_id::header_value(&request_id));
     api.metrics
@@ -65,12 +75,6 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
     if !matched.allows(req.method().as_str()) {
         drain_body(req).await;
         return Err(ApiError::MethodNotAllowed(matched.allow()));
-    }
-    if matched.route.auth
-        && let Err(e) = authorize(api, &req)
-    {
-        drain_body(req).await;
-        return Err(e);
     }
     let param = matched.params.first().copied().unwrap_or_default();
     if matched.route.template.contains("{transactionId}") {
@@ -174,24 +178,6 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         other => Err(ApiError::NotFound(format!(
             "no handler for {other} (see /openapi.json)"
         ))),
-    }
-}
-
-fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(key) = &api.api_key else {
-        return Ok(());
-    };
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Digests are compared, not the keys, so the time taken says nothing about
-    // how much of a guess was right.
-    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    match given {
-        Some(given) if digest(given).as_ref() == digest(key).as_ref() => Ok(()),
-        _ => Err(ApiError::Unauthorized),
     }
 }
 

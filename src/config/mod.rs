@@ -53,6 +53,16 @@ pub struct Config {
     pub key: Option<Secret>,
     /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
+    /// `refundKey`: when set, refunds, voids and operator resolutions need it.
+    pub refund_key: Option<Secret>,
+    /// `clientAuth`: API clients need a client certificate from the private CA.
+    pub client_auth: bool,
+    /// `metricsPublic`: `/metrics` and `/healthz` readable without a key.
+    pub metrics_public: bool,
+    /// `corsOrigins`: the web origins allowed to call the API (normalized, lower case).
+    pub cors_origins: Vec<String>,
+    /// `maxConnectionsPerIp`, `startsPerSecondPerIp` (loopback clients are exempt).
+    pub limits: crate::http::limits::LimitSettings,
 }
 
 /// One lane's terminal; unset timings are the top-level ones.
@@ -70,6 +80,10 @@ pub struct Terminal {
     pub fallback: bool,
     /// The `comercia-pos` profile's own settings (`None` for `instore`).
     pub comercia: Option<ComerciaLane>,
+    /// `terminalPin`: SPKI pins (`sha256/<base64>`); empty for none.
+    pub pins: Vec<String>,
+    /// `terminalClientCert` and `terminalClientKey`: presented to the terminal.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// A `comercia-pos` terminal: the name its certificate carries, the only CA trusted for
@@ -183,6 +197,13 @@ impl Config {
                 view.insert("caCert".into(), json!(c.ca_cert.to_string_lossy()));
                 view.insert("source".into(), json!(c.source));
             }
+            if !t.pins.is_empty() {
+                view["terminalPin"] = json!(t.pins);
+            }
+            if let Some((cert, key)) = &t.client_identity {
+                view["terminalClientCert"] = json!(cert.to_string_lossy());
+                view["terminalClientKey"] = json!(key.to_string_lossy());
+            }
             view
         };
         let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
@@ -197,6 +218,10 @@ impl Config {
             "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
             "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
+            "refundKey": mask(&self.refund_key), "clientAuth": self.client_auth,
+            "metricsPublic": self.metrics_public, "corsOrigins": self.cors_origins,
+            "maxConnectionsPerIp": self.limits.connections_per_ip,
+            "startsPerSecondPerIp": self.limits.starts_per_second,
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {

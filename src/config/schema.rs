@@ -53,7 +53,27 @@ pub(super) struct RawConfig {
     pub probe_up_after: Lenient<u32>,
     pub mdns: Option<Lenient<Object>>,
     pub fallback: Option<Lenient<Object>>,
+    // Issue 16: who may call the API.
+    pub refund_key: Option<Lenient<Secret>>,
+    pub client_auth: Lenient<bool>,
+    pub metrics_public: Lenient<bool>,
+    pub cors_origins: Lenient<Origins>,
+    pub terminal_pin: Option<Lenient<Pins>>,
+    pub terminal_client_cert: Option<Lenient<PathBuf>>,
+    pub terminal_client_key: Option<Lenient<PathBuf>>,
+    #[serde(rename = "maxConnectionsPerIp")]
+    pub max_connections_per_ip: Lenient<u32>,
+    #[serde(rename = "startsPerSecondPerIp")]
+    pub starts_per_second_per_ip: Lenient<u32>,
 }
+
+/// `terminalPin`: one `"sha256/<base64>"` or a list of them (for rotation).
+#[derive(Default, Clone)]
+pub(super) struct Pins(pub Vec<String>);
+
+/// `corsOrigins`: web origins (`scheme://host[:port]`) whose pages may call the API.
+#[derive(Default)]
+pub(super) struct Origins(pub Vec<String>);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
@@ -69,6 +89,9 @@ pub(super) struct RawTerminal {
     pub server_name: Option<Lenient<String>>,
     pub ca_cert: Option<Lenient<PathBuf>>,
     pub source: Option<Lenient<String>>,
+    pub terminal_pin: Option<Lenient<Pins>>,
+    pub terminal_client_cert: Option<Lenient<PathBuf>>,
+    pub terminal_client_key: Option<Lenient<PathBuf>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -195,6 +218,35 @@ from_json! {
     Vec<String> => interfaces;
     Vec<Value> => |v: &Value| v.as_array().cloned().ok_or(format!("must be a list like [{LANE}]"));
     Object => |v: &Value| v.as_object().cloned().ok_or("must be an object of keys".into());
+    Origins => origins;
+    Pins => pins;
+}
+
+fn pins(value: &Value) -> Result<Pins, String> {
+    let why = "must be a pin like \"sha256/<44 base64 characters>\" or a list of them \
+               (`ecrlink certs show` prints each certificate's pin)";
+    let list = match value {
+        Value::Array(list) => list.clone(),
+        one => vec![one.clone()],
+    };
+    let pin = |v: &Value| {
+        v.as_str()
+            .filter(|p| crate::pin::is_pin(p))
+            .map(str::to_string)
+    };
+    let read: Option<Vec<String>> = list.iter().map(pin).collect();
+    read.filter(|l| !l.is_empty())
+        .map(Pins)
+        .ok_or_else(|| why.into())
+}
+
+fn origins(value: &Value) -> Result<Origins, String> {
+    let why = "must be a list of web origins like [\"https://pos.example.com\", \"http://localhost:8080\"] \
+               (scheme and host, optional port, no path)";
+    let list = value.as_array().ok_or(why)?;
+    let origin = |v: &Value| crate::api::guard::normalize_origin(v.as_str()?);
+    let read: Option<Vec<String>> = list.iter().map(origin).collect();
+    read.map(Origins).ok_or_else(|| why.into())
 }
 
 fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {

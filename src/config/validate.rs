@@ -3,7 +3,7 @@
 //! the bad value (never a secret's) and its source. The defaults live here, by their key.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,6 +15,9 @@ use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawM
 use super::types::{Profile, StartTechnology, check_mode};
 use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
+use crate::constants::{
+    DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
+};
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
@@ -50,6 +53,23 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let why = "must not be empty (remove it to run without an API key)";
     let empty = range(1, usize::MAX, why);
     let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
+    let refund_key = r.opt("refundKey", raw.refund_key, &|k| empty(&k.expose().len()));
+    let client_auth = r.get("clientAuth", raw.client_auth, false, &ok);
+    let metrics_public = r.get("metricsPublic", raw.metrics_public, false, &ok);
+    let cors = r.get("corsOrigins", raw.cors_origins, Default::default(), &ok);
+    let per_ip = range(1, 100_000, "must be a whole number from 1 to 100000");
+    let conns = r.get(
+        "maxConnectionsPerIp",
+        raw.max_connections_per_ip,
+        MAX_CONNS as u32,
+        &per_ip,
+    );
+    let starts = r.get(
+        "startsPerSecondPerIp",
+        raw.starts_per_second_per_ip,
+        STARTS,
+        &per_ip,
+    );
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
     let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
@@ -67,6 +87,9 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     }
     let fallback = r.nested("fallback", raw.fallback);
     let fallback = mqtt(r, fallback, certs_dir.as_deref());
+    let top_pins = r.opt("terminalPin", raw.terminal_pin, &ok);
+    let identity = (raw.terminal_client_cert, raw.terminal_client_key);
+    let top_identity = client_identity(r, "", identity);
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
@@ -76,6 +99,8 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         poll_interval: poll.unwrap_or_default(),
         fallback: push.is_some_and(StartTechnology::wants_push_fallback)
             && matches!(fallback, Some(Some(_))),
+        pins: top_pins.clone().flatten().map(|p| p.0).unwrap_or_default(),
+        client_identity: top_identity.clone().flatten(),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
     let terminals = lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
@@ -101,6 +126,14 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         api_key: api_key?,
         key: key?,
         fallback: fallback?,
+        refund_key: refund_key?,
+        client_auth: client_auth?,
+        metrics_public: metrics_public?,
+        cors_origins: cors?.0,
+        limits: crate::http::limits::LimitSettings {
+            connections_per_ip: conns? as usize,
+            starts_per_second: starts?,
+        },
     })
 }
 
@@ -206,6 +239,9 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         _ => secs(300.0)(poll),
     });
     let fallback = r.opt(&at("fallback"), raw.fallback, &ok);
+    let pins = r.opt(&at("terminalPin"), raw.terminal_pin, &ok);
+    let identity = (raw.terminal_client_cert, raw.terminal_client_key);
+    let identity = client_identity(r, &format!("terminals[{i}]."), identity);
     Some(Terminal {
         device_id: device_id?,
         address: address?,
@@ -215,8 +251,11 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         // The MQTT fallback speaks the InStore protocol only.
         fallback: lane.fallback && fallback?.unwrap_or(true) && !is_comercia,
         comercia: comercia?,
+        pins: pins?.map(|p| p.0).unwrap_or_else(|| lane.pins.clone()),
+        client_identity: identity?.or_else(|| lane.client_identity.clone()),
     })
 }
+
 
 type ComerciaKeys = (
     Option<Lenient<String>>,
@@ -275,6 +314,32 @@ fn comercia_lane(
         ca_cert: ca?,
         source: source?.unwrap_or_else(|| crate::constants::COMERCIA_DEFAULT_SOURCE.into()),
     }))
+}
+
+type Identity = (Option<Lenient<PathBuf>>, Option<Lenient<PathBuf>>);
+
+/// `terminalClientCert` and `terminalClientKey`: both or neither.
+fn client_identity(
+    r: &mut Reader,
+    at: &str,
+    (cert, key): Identity,
+) -> Option<Option<(PathBuf, PathBuf)>> {
+    let cert = r.opt(&format!("{at}terminalClientCert"), cert, &ok)?;
+    let key = r.opt(&format!("{at}terminalClientKey"), key, &ok)?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(Some((cert, key))),
+        (None, None) => Some(None),
+        (cert, _) => {
+            let (given, missing) = match cert {
+                Some(_) => ("terminalClientCert", "terminalClientKey"),
+                None => ("terminalClientKey", "terminalClientCert"),
+            };
+            let message =
+                format!("is required with {at}{given}: the certificate and its key go together");
+            r.problem(&format!("{at}{missing}"), None, message);
+            None
+        }
+    }
 }
 
 /// `fallback.mqtt`; the files default to the certificates folder.
@@ -364,7 +429,7 @@ struct Reader {
 
 impl Reader {
     fn problem(&mut self, path: &str, value: Option<&Value>, message: impl Into<String>) {
-        let shown = value.filter(|_| !matches!(path, "key" | "apiKey"));
+        let shown = value.filter(|_| !matches!(path, "key" | "apiKey" | "refundKey"));
         let value = shown.and_then(|v| serde_json::to_string(v).ok());
         let problem = Problem::new(path.to_string(), self.layers.source(path), message);
         self.problems.push(Problem { value, ..problem });

@@ -97,6 +97,8 @@ pub struct HttpClient {
     pool: Option<Arc<Pool>>,
     /// Headers every request carries (a protocol's own, like `X-SOURCE`).
     extra_headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
+    /// `Authorization: Bearer …` sent with every request (a gateway's API key).
+    bearer: Option<HeaderValue>,
 }
 
 impl HttpClient {
@@ -119,7 +121,19 @@ impl HttpClient {
             connect_timeout,
             pool: None,
             extra_headers: Vec::new(),
+            bearer: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer KEY` with every request.
+    pub fn with_bearer(mut self, key: &str) -> HttpClient {
+        self.bearer = HeaderValue::from_str(&format!("Bearer {key}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        self
     }
 
     /// Keeps connections open in `pool` after a request and reuses them.
@@ -148,6 +162,7 @@ impl HttpClient {
             connect_timeout,
             pool: None,
             extra_headers: Vec::new(),
+            bearer: None,
         }
     }
 
@@ -201,6 +216,9 @@ impl HttpClient {
         }
         if body.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(bearer) = &self.bearer {
+            req = req.header(hyper::header::AUTHORIZATION, bearer.clone());
         }
         let mut req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

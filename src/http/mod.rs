@@ -2,6 +2,7 @@
 //! the connection loop with deadlines, JSON responses, bounded body reads.
 
 pub mod client;
+pub mod limits;
 pub mod server;
 pub mod sse;
 

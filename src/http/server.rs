@@ -19,10 +19,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Body;
+use super::limits::{Limits, TooManyConnections};
 use crate::constants::{
     SERVER_HEADER_READ_TIMEOUT, SERVER_MAX_CONNECTIONS, SERVER_TLS_HANDSHAKE_TIMEOUT,
     SHUTDOWN_GRACE,
 };
+use hyper::StatusCode;
 
 /// A handler's way to close the connection without answering (the simulator uses it
 /// to model a lost response).
@@ -39,6 +41,21 @@ pub async fn serve<H, F>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: H,
+    shutdown: CancellationToken,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HandlerResult> + Send + 'static,
+{
+    serve_limited(listener, tls, handler, None, shutdown).await
+}
+
+/// [`serve`], with per-client connection limits when `limits` is given: a connection over
+/// its IP's limit is answered `503 too_many_connections` and closed.
+pub async fn serve_limited<H, F>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: H,
+    limits: Option<Arc<Limits>>,
     shutdown: CancellationToken,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -66,12 +83,21 @@ pub async fn serve<H, F>(
             },
         };
         let _ = stream.set_nodelay(true);
+        let slot = match limits.as_ref().map(|l| l.connect(peer.ip())) {
+            Some(Err(too_many)) => {
+                tracker.spawn(refuse(stream, acceptor.clone(), too_many, permit));
+                continue;
+            }
+            Some(Ok(slot)) => slot,
+            None => None,
+        };
         let handler = handler.clone();
         let acceptor = acceptor.clone();
         let shutdown = shutdown.clone();
         // Spawned before the handshake so a slow client never stalls the accept loop.
         tracker.spawn(async move {
             let _permit = permit;
+            let _slot = slot;
             match acceptor {
                 None => serve_connection(stream, peer, handler, shutdown).await,
                 Some(acceptor) => {
@@ -97,6 +123,48 @@ pub async fn serve<H, F>(
     {
         tracing::warn!("shutdown grace period over; dropping open connections");
     }
+}
+
+/// Answers every request of an over-limit connection with 503 and closes it; the TLS
+/// handshake has the usual deadline, the answer the header-read one.
+async fn refuse(
+    stream: tokio::net::TcpStream,
+    acceptor: Option<TlsAcceptor>,
+    why: TooManyConnections,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let _permit = permit;
+    let handler = move |_req: Request<Incoming>, _peer: SocketAddr| async move {
+        let mut resp = super::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            why.to_string(),
+        );
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        Ok::<_, DropConnection>(resp)
+    };
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let once = CancellationToken::new();
+    let work = async {
+        match acceptor {
+            None => serve_connection(stream, peer, handler, once.clone()).await,
+            Some(acceptor) => {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve_connection(tls, peer, handler, once.clone()).await;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(
+        SERVER_TLS_HANDSHAKE_TIMEOUT + SERVER_HEADER_READ_TIMEOUT,
+        work,
+    )
+    .await;
 }
 
 async fn serve_connection<S, H, F>(

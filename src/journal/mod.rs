@@ -28,6 +28,11 @@ pub enum JournalError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("cannot create the journal {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot create the journal's folder {path}: {source}")]
     Folder {
         path: String,
@@ -174,6 +179,20 @@ pub struct Journal {
     changes: broadcast::Sender<Changed>,
 }
 
+/// Creates the journal file owner-only (0600) if it is not there yet: it holds every
+/// transaction of the shop. SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Journal {
     /// Opens (creating it and its folder if needed) and migrates the journal, and
     /// starts its writer thread. Blocking: call at start-up, before serving.
@@ -184,6 +203,10 @@ impl Journal {
                 source,
             })?;
         }
+        create_private(path).map_err(|source| JournalError::Create {
+            path: path.display().to_string(),
+            source,
+        })?;
         let shown = path.display().to_string();
         let open_err = |source| JournalError::Open {
             path: shown.clone(),

@@ -21,9 +21,9 @@ use crate::constants::TERMINAL_SERVER_NAME;
 const BACKDATE: Duration = Duration::hours(1);
 /// The CA outlives many leaf renewals, so the trust step on every till is done once.
 const CA_VALIDITY: Duration = Duration::days(3650);
-/// Two years: below the 825 days Apple clients accept for server certificates, and short
-/// enough that a stolen leaf key does not stay useful for the CA's lifetime.
-const LEAF_VALIDITY: Duration = Duration::days(730);
+/// A year: Mozilla's "intermediate" TLS profile (sslyze) wants under 366 days, and a
+/// stolen leaf key stays useful for no longer; `ecrlink certs renew` re-issues the leaves.
+pub const LEAF_VALIDITY: Duration = Duration::days(365);
 /// Common name of the gateway's HTTPS API certificate; distinct from [`super::GATEWAY_CLIENT_CN`]
 /// so `certs show` tells the two apart.
 const GATEWAY_SERVER_CN: &str = "ecrlink-gateway-api";
@@ -53,6 +53,12 @@ impl Ca {
     /// day) would otherwise be confused: an old till would report a bad signature instead
     /// of an unknown issuer, and Windows could pick the wrong one from its store.
     pub fn generate(common_name: &str) -> Result<Ca, PkiError> {
+        Ca::generate_for(common_name, &[])
+    }
+
+    /// Like [`Ca::generate`], with name constraints that also permit `gateway_names`
+    /// (see `constraints`): the CA can vouch for private names and addresses only.
+    pub fn generate_for(common_name: &str, gateway_names: &[String]) -> Result<Ca, PkiError> {
         let now = OffsetDateTime::now_utc();
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let key_hash = ring::digest::digest(&ring::digest::SHA256, key.public_key_raw());
@@ -67,6 +73,7 @@ impl Ca {
             .push(DnType::OrganizationalUnitName, format!("key {key_id}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.name_constraints = Some(super::constraints::name_constraints(gateway_names));
         params.not_before = now - BACKDATE;
         params.not_after = now + CA_VALIDITY;
         let cert = params.self_signed(&key)?;

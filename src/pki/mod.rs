@@ -11,7 +11,10 @@
 //! - [`store`]: the certificate directory (`init`, broker and device certificates, writing).
 //! - [`show`]: reading certificates back: summaries, fingerprints, expiry.
 
+pub mod checks;
+pub mod constraints;
 mod issue;
+mod renew;
 mod show;
 mod store;
 mod vendor;
@@ -19,9 +22,12 @@ mod vendor;
 use std::path::{Path, PathBuf};
 
 pub use issue::{Ca, Leaf, LeafSpec, Usage};
+pub use renew::renew;
 pub use show::{CertSummary, fingerprint_sha256, not_after, show, summarize};
-pub use store::{BROKER_CERT, BROKER_KEY, InitOptions, init, issue_broker, issue_device};
 pub use vendor::vendor_ca;
+pub use store::{
+    BROKER_CERT, BROKER_KEY, InitOptions, init, init_with_ca_out, issue_broker, issue_device,
+};
 
 /// The CA certificate (PEM); the file clients are told to trust.
 pub const CA_CERT: &str = "ca.pem";
@@ -77,6 +83,9 @@ pub enum PkiError {
     /// A device id would make an unsafe file name or certificate name.
     #[error("device id {id:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")]
     InvalidDeviceId { id: String },
+    /// A private key file that group or others may read.
+    #[error("{} is readable by others (mode {mode:o}): run `chmod 600 {}`", path.display(), path.display())]
+    KeyExposed { path: PathBuf, mode: u32 },
     /// A leaf specification cannot produce a usable certificate.
     #[error("invalid certificate request: {reason}")]
     InvalidSpec { reason: String },

@@ -31,6 +31,10 @@ pub struct CertSummary {
     pub is_ca: bool,
     /// Extended key usages by their usual names (`serverAuth`, `clientAuth`).
     pub ext_key_usages: Vec<String>,
+    /// A CA's permitted name constraints (`DNS:local`, `IP:10.0.0.0/8`); empty for none.
+    pub permitted: Vec<String>,
+    /// The SPKI pin (`sha256/<base64>`) a `terminalPin` names this certificate by.
+    pub pin: String,
 }
 
 impl fmt::Display for CertSummary {
@@ -47,11 +51,15 @@ impl fmt::Display for CertSummary {
         if !self.sans.is_empty() {
             writeln!(f, "  names:     {}", self.sans.join(", "))?;
         }
+        if !self.permitted.is_empty() {
+            writeln!(f, "  permits:   {}", self.permitted.join(", "))?;
+        }
         writeln!(f, "  valid:     {} to {}", self.not_before, self.not_after)?;
         if self.expired {
             writeln!(f, "  status:    EXPIRED")?;
         }
-        write!(f, "  sha256:    {}", self.sha256)
+        writeln!(f, "  sha256:    {}", self.sha256)?;
+        write!(f, "  pin:       {}", self.pin)
     }
 }
 
@@ -86,6 +94,17 @@ pub fn summarize(path: &Path) -> Result<CertSummary, PkiError> {
         Ok(None) => Vec::new(),
         Err(e) => return Err(parse_err(format!("extendedKeyUsage: {e}"))),
     };
+    let permitted = match cert.name_constraints() {
+        Ok(Some(ext)) => ext
+            .value
+            .permitted_subtrees
+            .iter()
+            .flatten()
+            .map(|t| describe_subtree(&t.base))
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(parse_err(format!("nameConstraints: {e}"))),
+    };
     let validity = cert.validity();
     let not_after = validity.not_after.to_datetime();
     Ok(CertSummary {
@@ -99,6 +118,8 @@ pub fn summarize(path: &Path) -> Result<CertSummary, PkiError> {
         sha256: fingerprint_sha256(&der),
         is_ca: cert.is_ca(),
         ext_key_usages,
+        permitted,
+        pin: crate::pin::spki_pin(&der).unwrap_or_default(),
     })
 }
 
@@ -162,6 +183,19 @@ fn describe_name(name: &GeneralName<'_>) -> String {
             None => format!("IP:<{} bytes>", bytes.len()),
         },
         other => other.to_string(),
+    }
+}
+
+/// A name-constraint subtree: an IP one is an address and a mask.
+fn describe_subtree(name: &GeneralName<'_>) -> String {
+    let GeneralName::IPAddress(bytes) = name else {
+        return describe_name(name);
+    };
+    let (addr, mask) = bytes.split_at(bytes.len() / 2);
+    let prefix: u32 = mask.iter().map(|b| b.count_ones()).sum();
+    match ip_from_bytes(addr) {
+        Some(ip) => format!("IP:{ip}/{prefix}"),
+        None => describe_name(name),
     }
 }
 

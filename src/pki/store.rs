@@ -45,6 +45,15 @@ pub struct InitOptions {
 /// cannot leave a mix of two CAs. With `force` the CA is replaced too: every certificate it
 /// issued before (broker, devices) stops verifying and must be issued again.
 pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
+    init_with_ca_out(opts, None)
+}
+
+/// [`init`], with `ca.key` (and a copy of `ca.pem`, so the pair loads together) written
+/// to `ca_out` instead of `opts.dir`: the CA key need not live on the gateway.
+pub fn init_with_ca_out(
+    opts: &InitOptions,
+    ca_out: Option<&Path>,
+) -> Result<Vec<PathBuf>, PkiError> {
     let dir = opts.dir.as_path();
     let names = [
         CA_CERT,
@@ -58,14 +67,17 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
         CLIENT_KEY,
     ];
     if !opts.force {
-        let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        let mut paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+        if let Some(out) = ca_out {
+            paths.extend([out.join(CA_KEY), out.join(CA_CERT)]);
+        }
         refuse_existing(&paths)?;
     }
 
     // Everything is made before anything is written, so a bad name leaves no files behind.
     let today = OffsetDateTime::now_utc().date();
     // The date tells an old CA from a regenerated one in a till's certificate store.
-    let ca = Ca::generate(&format!("ecrlink private CA {today}"))?;
+    let ca = Ca::generate_for(&format!("ecrlink private CA {today}"), &opts.gateway_names)?;
     let terminal = ca.issue(&LeafSpec::terminal(&opts.terminal_ips))?;
     let gateway = ca.issue(&LeafSpec::gateway(&opts.gateway_names))?;
     let client = ca.issue(&LeafSpec::client(GATEWAY_CLIENT_CN))?;
@@ -73,13 +85,30 @@ pub fn init(opts: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     create_private_dir(dir)?;
     let force = opts.force;
     let mut written = Vec::with_capacity(names.len());
+    if let Some(out) = ca_out {
+        create_private_dir(out)?;
+        for (name, contents, access) in [
+            (CA_KEY, ca.key_pem(), Access::Secret),
+            (CA_CERT, ca.cert_pem().to_string(), Access::Public),
+        ] {
+            let path = out.join(name);
+            write_file(&path, contents.as_bytes(), access, force)?;
+            written.push(path);
+        }
+        if force {
+            // A forced init replaced the CA: an old key left here would belong to nothing.
+            let _ = std::fs::remove_file(dir.join(CA_KEY));
+        }
+    }
     let mut put = |name: &str, contents: &[u8], access: Access| {
         let path = dir.join(name);
         write_file(&path, contents, access, force)?;
         written.push(path);
         Ok::<_, PkiError>(())
     };
-    put(CA_KEY, ca.key_pem().as_bytes(), Access::Secret)?;
+    if ca_out.is_none() {
+        put(CA_KEY, ca.key_pem().as_bytes(), Access::Secret)?;
+    }
     put(CA_CERT, ca.cert_pem().as_bytes(), Access::Public)?;
     put(CA_DER, ca.cert_der(), Access::Public)?;
     for (leaf, cert, key) in [

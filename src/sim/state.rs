@@ -156,7 +156,12 @@ impl SimState {
         })
         .map_err(|e| err(std::io::Error::other(e)))?;
         let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        // Owner-only, like every key and the journal (issue 16).
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(err)?;
         file.write_all(&body).map_err(err)?;
         file.sync_all().map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)?;

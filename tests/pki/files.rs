@@ -158,7 +158,16 @@ fn summarize_flags_expired_and_not_after_agrees() {
     let fresh = ca.issue(&LeafSpec::terminal(&[])).expect("leaf");
     let remaining =
         pki::not_after(&fresh.cert_pem).expect("not_after") - time::OffsetDateTime::now_utc();
-    assert!(remaining > time::Duration::days(700) && remaining <= time::Duration::days(731));
+    // Issue 16: Mozilla's intermediate profile wants a lifetime under 366 days.
+    assert!(remaining > time::Duration::days(360) && remaining <= time::Duration::days(365));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    init_in(tmp.path(), false).expect("init");
+    let summary = pki::summarize(&tmp.path().join(pki::GATEWAY_CERT)).expect("summary");
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let lifetime = parse(&summary.not_after) - parse(&summary.not_before);
+    assert!(lifetime < time::Duration::days(366), "{lifetime}");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 mod chain;
 mod files;
+mod renew;
+mod trust;
 
 use std::net::IpAddr;
 #[cfg(unix)]
