@@ -6,6 +6,7 @@ mod events;
 mod history;
 mod metrics;
 mod prefer;
+mod recent;
 mod routes;
 pub mod validate;
 
