@@ -204,6 +204,8 @@ fn print_curl_lines(certs: &Path, port: u16, second_lane: &str) {
          curl --cacert {ca} https://localhost:{port}/v1/transactions/T-1001\n\
          curl --cacert {ca} https://localhost:{port}/v1/transactions\n\
          curl --cacert {ca} https://localhost:{port}/v1/terminals\n\
+         ecrlink pay --amount 7.50 --device {second_lane} --url https://localhost:{port} --cacert {ca}\n\
+         status page: https://localhost:{port}/ (trusting {ca})\n\
          (amounts ending in 01 are declined, 02 cancelled by the cardholder, 03 a card read error)"
     );
 }

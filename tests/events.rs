@@ -32,6 +32,27 @@ async fn read_all(gw: &Gateway, path: &str, last: Option<i64>) -> Vec<SseEvent> 
     all
 }
 
+/// `POST /v1/sale` with `Prefer: respond-async`.
+async fn start_async(gw: &Gateway, body: &Value) -> (StatusCode, Value) {
+    let body = serde_json::to_vec(body).unwrap();
+    gw.call(
+        Method::POST,
+        "/v1/sale",
+        &[("prefer", "respond-async")],
+        Some(body),
+    )
+    .await
+    .unwrap()
+}
+
+/// The next event within 20 s (`None`: the stream ended).
+async fn next_event(stream: &mut ecrlink::pay::gateway::Events, what: &str) -> Option<SseEvent> {
+    tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .unwrap()
+}
+
 fn names(events: &[SseEvent]) -> Vec<&str> {
     events.iter().map(|e| e.event.as_str()).collect()
 }
@@ -51,29 +72,12 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
     let gw = gateway_api(&w, &gw_proc);
     let terminal = w.terminal_client(sim.addr);
 
-    let body = serde_json::to_vec(&sale("SSE-1", 1000)).unwrap();
-    let (st, accepted) = gw
-        .call(
-            Method::POST,
-            "/v1/sale",
-            &[("prefer", "respond-async")],
-            Some(body.clone()),
-        )
-        .await
-        .unwrap();
+    let (st, accepted) = start_async(&gw, &sale("SSE-1", 1000)).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["transactionUrl"], "/v1/transactions/SSE-1");
     assert_eq!(accepted["eventsUrl"], "/v1/transactions/SSE-1/events");
     // A repeat with the same body joins the same transaction, still asynchronously.
-    let (st, _) = gw
-        .call(
-            Method::POST,
-            "/v1/sale",
-            &[("prefer", "respond-async")],
-            Some(body),
-        )
-        .await
-        .unwrap();
+    let (st, _) = start_async(&gw, &sale("SSE-1", 1000)).await;
     assert_eq!(st, StatusCode::ACCEPTED);
 
     // Live: the payment is held at the PIN pad, so the stream must show `pin`
@@ -84,10 +88,8 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
         .unwrap();
     let mut live = Vec::new();
     while live.last().map(|e: &SseEvent| e.event.as_str()) != Some("pin") {
-        let e = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        let e = next_event(&mut stream, "stages arrive while the payment runs")
             .await
-            .expect("stages arrive while the payment runs")
-            .unwrap()
             .expect("stream open while the payment runs");
         live.push(e);
     }
@@ -100,11 +102,7 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
         "pin came before the result"
     );
     set_faults(&terminal, json!({})).await;
-    while let Some(e) = tokio::time::timeout(Duration::from_secs(20), stream.next())
-        .await
-        .expect("the rest arrives")
-        .unwrap()
-    {
+    while let Some(e) = next_event(&mut stream, "the rest arrives").await {
         live.push(e);
     }
     let order = ["received", "sent", "waiting_for_card", "pin", "final"];
@@ -148,15 +146,7 @@ async fn a_sale_streams_its_stages_live_and_ends_with_the_result() {
             .is_err()
     );
     // A final transaction asked for asynchronously again: its result at once (200).
-    let (st, replay) = gw
-        .call(
-            Method::POST,
-            "/v1/sale",
-            &[("prefer", "respond-async")],
-            Some(serde_json::to_vec(&sale("SSE-1", 1000)).unwrap()),
-        )
-        .await
-        .unwrap();
+    let (st, replay) = start_async(&gw, &sale("SSE-1", 1000)).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(replay["status"], "approved");
 }
@@ -168,16 +158,7 @@ async fn the_stream_reports_unknown_and_then_the_reconciled_result() {
     let gw_proc = w.gateway(&w.gateway_config(sim.addr, json!({"timeStop": 1})));
     let gw = gateway_api(&w, &gw_proc);
     let terminal = w.terminal_client(sim.addr);
-    let body = serde_json::to_vec(&sale("SSE-U", 1000)).unwrap();
-    let (st, _) = gw
-        .call(
-            Method::POST,
-            "/v1/sale",
-            &[("prefer", "respond-async")],
-            Some(body),
-        )
-        .await
-        .unwrap();
+    let (st, _) = start_async(&gw, &sale("SSE-U", 1000)).await;
     assert_eq!(st, StatusCode::ACCEPTED);
     let mut stream = gw
         .events("/v1/transactions/SSE-U/events", None)
@@ -185,10 +166,8 @@ async fn the_stream_reports_unknown_and_then_the_reconciled_result() {
         .unwrap();
     let mut seen = Vec::new();
     loop {
-        let e = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        let e = next_event(&mut stream, "events arrive")
             .await
-            .expect("events arrive")
-            .unwrap()
             .expect("open until final");
         let name = e.event.clone();
         seen.push(e);
@@ -197,11 +176,7 @@ async fn the_stream_reports_unknown_and_then_the_reconciled_result() {
         }
     }
     set_faults(&terminal, json!({})).await;
-    while let Some(e) = tokio::time::timeout(Duration::from_secs(30), stream.next())
-        .await
-        .expect("the reconciled result arrives")
-        .unwrap()
-    {
+    while let Some(e) = next_event(&mut stream, "the reconciled result arrives").await {
         seen.push(e);
     }
     let last = seen.last().unwrap();

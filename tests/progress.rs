@@ -175,3 +175,62 @@ fn ctrl_c_without_a_tty_leaves_the_payment_running() {
     let (_, t) = rt.block_on(w.gateway_client(gw.addr).get("/v1/transactions/PAY-INT"));
     assert_eq!(t["status"], "in_progress", "{t}");
 }
+
+/// On a terminal, Ctrl-C asks whether to cancel at the terminal; "y" cancels the held
+/// payment there and `pay` reports it (exit 1). The terminal is a pseudo-terminal from
+/// `script` (util-linux, in every Debian): Ctrl-C is the byte 0x03 typed into it.
+#[test]
+fn ctrl_c_on_a_tty_asks_and_cancels_at_the_terminal() {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    let w = World::new();
+    let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
+    let gw = gateway(&w, w.gateway_config(sim.addr, json!({})));
+    let cmd = format!(
+        "{} pay --amount 3.00 --id PAY-TTY --url https://localhost:{} --config {}",
+        ecrlink_bin(),
+        gw.addr.port(),
+        w.path("gw.json").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs pay on a pseudo-terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {what:?} on the terminal: {seen:?}"),
+            }
+        }
+        seen.clone()
+    };
+    // The spinner shows the stage (held at the card), then Ctrl-C.
+    wait_for("waiting for card");
+    stdin.write_all(b"\x03").unwrap();
+    wait_for("Cancel the payment at the terminal? [y/N]");
+    stdin.write_all(b"y\n").unwrap();
+    let all = wait_for("cancelled 3.00 EUR transactionId PAY-TTY");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{all:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, t) = rt.block_on(w.gateway_client(gw.addr).get("/v1/transactions/PAY-TTY"));
+    assert_eq!(t["status"], "cancelled", "{t}");
+}

@@ -60,6 +60,11 @@ try {
   step('the sale shows its stage live');
   await page.locator('tr.txn[data-id="BROWSER-1"][data-status="approved"]').waitFor(T);
   step('the sale ends approved');
+  await page.selectOption('#filter', 'declined');
+  await page.locator('tr.txn[data-id="BROWSER-1"]').waitFor({ state: 'detached', ...T });
+  await page.selectOption('#filter', 'approved');
+  await page.locator('tr.txn[data-id="BROWSER-1"][data-status="approved"]').waitFor(T);
+  step('the status filter hides and shows it');
   process.kill(Number(env('CUT_PID')), 'SIGKILL');
   await page.locator('.card[data-device="LANE-2"][data-state="down"]').waitFor(T);
   await page.locator('.card[data-device="LANE-1"][data-state="up"]').waitFor(T);

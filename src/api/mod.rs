@@ -14,6 +14,7 @@ mod observe;
 pub mod paths;
 mod request_id;
 mod prefer;
+mod recent;
 mod routes;
 pub mod validate;
 

@@ -104,12 +104,12 @@ async fn route(api: &Arc<Api>, req: Request<Incoming>) -> Result<Response<Body>,
         paths::VOID => payment(api, TxnKind::Void, req).await,
         paths::TRANSACTIONS => {
             let limit = query_limit(req.uri().query())?;
-            let recent = api
-                .payments
-                .journal()
-                .recent(limit)
-                .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            let journal = api.payments.journal();
+            let recent = match super::recent::status_filter(req.uri().query())? {
+                Some(status) => journal.recent_with_status(limit, status).await,
+                None => journal.recent(limit).await,
+            }
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
             Ok(json(StatusCode::OK, &recent))
         }
         paths::TRANSACTION => {

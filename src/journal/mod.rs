@@ -371,6 +371,16 @@ impl Journal {
         self.read(move |conn| sql::recent(conn, limit)).await
     }
 
+    /// The newest `limit` transactions whose status is `status`, newest first.
+    pub async fn recent_with_status(
+        &self,
+        limit: usize,
+        status: TxnStatus,
+    ) -> Result<Vec<TxnResult>, JournalError> {
+        self.read(move |conn| sql::recent_with_status(conn, limit, status.as_str()))
+            .await
+    }
+
     /// The refunds and voids that name `original_id` as their original.
     pub async fn undoing(&self, original_id: &str) -> Result<Vec<TxnResult>, JournalError> {
         let id = original_id.to_string();

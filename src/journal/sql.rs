@@ -178,6 +178,19 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<TxnResult>, 
     rows.map(|r| from_json(&r?)).collect()
 }
 
+pub(super) fn recent_with_status(
+    conn: &Connection,
+    limit: usize,
+    status: &str,
+) -> Result<Vec<TxnResult>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT result FROM transactions WHERE status = ?2 \
+         ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map(params![limit as i64, status], |row| row.get::<_, String>(0))?;
+    rows.map(|r| from_json(&r?)).collect()
+}
+
 pub(super) fn undoing(
     conn: &Connection,
     original_id: &str,
