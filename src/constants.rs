@@ -64,3 +64,12 @@ pub const KEEPALIVE_IDLE_MAX: Duration = Duration::from_secs(2);
 
 /// Most idle kept-alive connections per terminal client.
 pub const KEEPALIVE_MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// Default `probeTimeoutMs`: the deadline of one probe's ICMP echo and TCP connect. A
+/// LAN answers in a few ms; this bounds how long a dead link costs per probe.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Default `probeConfirmMs`: the pause between the quick re-probes that confirm a
+/// failed round (or a good one while down) instead of waiting for full rounds.
+/// Detect time ≈ phase (0…`probeIntervalMs`) + `probeDownAfter` × (timeout + this).
+pub const DEFAULT_PROBE_CONFIRM: Duration = Duration::from_millis(50);

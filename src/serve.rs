@@ -3,11 +3,9 @@
 //! transports and failback monitor, one MQTT connection for all lanes, and the API server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Api, TerminalInfo};
@@ -15,12 +13,13 @@ use crate::config::{Config, Terminal};
 use crate::journal::{Journal, JournalError};
 use crate::pki;
 use crate::probe::icmp::Icmp;
-use crate::probe::{self, Health, Hysteresis, LinkState, ProbeSettings, mdns};
+use crate::probe::{self, Hysteresis, ProbeSettings, mdns};
 use crate::terminal::{TerminalAddress, TerminalClient};
 use crate::tls::{self, TlsError};
 use crate::transport::Transport;
 use crate::transport::direct::Direct;
 use crate::transport::mqtt::MqttLink;
+use crate::txn::router::Router;
 use crate::txn::{Payments, TerminalLink, Timing};
 
 /// How often old journal entries are pruned while running.
@@ -55,6 +54,7 @@ struct Shared<'a> {
     icmp: Arc<Icmp>,
     sightings: Option<mdns::Sightings>,
     mqtt: Option<Arc<MqttLink>>,
+    journal: Journal,
     shutdown: CancellationToken,
 }
 
@@ -130,6 +130,7 @@ impl Gateway {
             icmp: Arc::new(Icmp::open()),
             sightings,
             mqtt,
+            journal: journal.clone(),
             shutdown: shutdown.clone(),
         };
         let (mut links, mut terminals, mut monitors) = (Vec::new(), Vec::new(), Vec::new());
@@ -203,6 +204,8 @@ impl Shared<'_> {
         .with_call_timeout(call_timeout);
         let settings = ProbeSettings {
             interval: self.config.probe_interval,
+            timeout: self.config.probe_timeout,
+            confirm: self.config.probe_confirm,
             connect_timeout: terminal.static_ip_timeout,
             hysteresis: Hysteresis {
                 down_after: self.config.probe_down_after,
@@ -226,53 +229,21 @@ impl Shared<'_> {
             TerminalLink::new(terminal.device_id.clone(), transports).with_health(health.clone());
         link.poll = Some(terminal.poll_interval);
         if link.transports.len() > 1 {
-            monitors.push(tokio::spawn(watch_failback(
-                client,
-                health.clone(),
-                link.active.clone(),
-                self.config.probe_interval,
-                self.shutdown.clone(),
-            )));
+            let router = Router {
+                device_id: terminal.device_id.clone(),
+                transports: link.transports.clone(),
+                health: health.clone(),
+                route: link.active.clone(),
+                journal: self.journal.clone(),
+                interval: self.config.probe_interval,
+            };
+            monitors.push(tokio::spawn(router.run(self.shutdown.clone())));
         }
         let info = TerminalInfo {
             device_id: terminal.device_id.clone(),
             health,
         };
         (link, info)
-    }
-}
-
-/// While new work goes to the fallback, checks the direct link every `interval` and
-/// moves new work back to it once the probe monitor says the link is no longer down
-/// *and* the terminal's `getVersion` answers (connect, verified TLS and its payment app:
-/// a frozen app does not count as healthy). Waiting for the monitor keeps both views in
-/// step: a sale started direct while the monitor still said `down` would never see the
-/// link go down again and could only switch after `loopsBefore` missed polls.
-/// Transactions already running stay where they are.
-async fn watch_failback(
-    direct: TerminalClient,
-    health: watch::Receiver<Health>,
-    active: Arc<AtomicUsize>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let link = health.borrow().state;
-        if active.load(Ordering::Relaxed) == 0
-            || matches!(link, LinkState::Down | LinkState::Unknown)
-        {
-            continue;
-        }
-        if direct.version().await.is_ok() && active.swap(0, Ordering::Relaxed) != 0 {
-            tracing::warn!(
-                terminal = %direct.address().get().0,
-                "direct link healthy again: new work goes direct (failback)"
-            );
-        }
     }
 }
 

@@ -15,6 +15,9 @@ use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawM
 use super::types::{Profile, StartTechnology, check_mode};
 use super::{Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
+use crate::constants::{
+    DEFAULT_PROBE_CONFIRM as PROBE_CONFIRM, DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT,
+};
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
@@ -57,6 +60,14 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
     let down = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
     let up = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
+    let (t, c) = (
+        PROBE_TIMEOUT.as_millis() as u64,
+        PROBE_CONFIRM.as_millis() as u64,
+    );
+    let t_ms = range(10, 60_000, "must be a whole number from 10 to 60000");
+    let probe_timeout = r.get("probeTimeoutMs", raw.probe_timeout_ms, t, &t_ms);
+    let c_ms = range(0, 60_000, "must be a whole number from 0 to 60000");
+    let probe_confirm = r.get("probeConfirmMs", raw.probe_confirm_ms, c, &c_ms);
     let mdns: RawMdns = r.nested("mdns", raw.mdns);
     let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
     let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
@@ -93,6 +104,8 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         probe_interval: Duration::from_millis(probe?),
         probe_down_after: down?,
         probe_up_after: up?,
+        probe_timeout: Duration::from_millis(probe_timeout?),
+        probe_confirm: Duration::from_millis(probe_confirm?),
         mdns: MdnsConfig {
             enabled: enabled?,
             interfaces: interfaces?,

@@ -166,7 +166,7 @@ impl Payments {
             transports: transports.len(),
             // New work starts where the link stands now (direct unless a switch left it
             // on the fallback and the direct link has not been seen healthy since).
-            start_at: active.load(Ordering::Relaxed),
+            start_at: active.get(),
             not_found_horizon: timing.not_found_horizon,
             // A transaction resumed after a restart may have left a start request on
             // the broker for an offline terminal; until it has expired, "not found"

@@ -9,10 +9,12 @@ pub mod machine;
 mod operator;
 pub mod originals;
 mod record;
+pub mod route;
+pub mod router;
 pub mod supervisor;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,9 +81,9 @@ pub struct TerminalLink {
     pub transports: Vec<Arc<dyn Transport>>,
     /// The probe monitor's view of the link, when one runs.
     pub health: Option<watch::Receiver<Health>>,
-    /// Index into `transports` that new work starts on: a switch moves it to the
-    /// fallback, the failback monitor moves it back when the direct link is healthy.
-    pub active: Arc<AtomicUsize>,
+    /// Where new work starts: the terminal's router (or a sale's switch) moves it to the
+    /// fallback, the router moves it back when the direct link is healthy.
+    pub active: Arc<route::ActiveRoute>,
     /// This terminal's `pollSeconds`, when it differs from [`Timing::poll`].
     pub poll: Option<Duration>,
 }
@@ -92,7 +94,7 @@ impl TerminalLink {
             device_id: device_id.into(),
             transports,
             health: None,
-            active: Arc::new(AtomicUsize::new(0)),
+            active: Arc::default(),
             poll: None,
         }
     }
@@ -229,14 +231,20 @@ impl Payments {
     /// The name of the transport new work for `device_id` starts on (`direct`, `mqtt`).
     pub fn active_transport(&self, device_id: &str) -> Option<&'static str> {
         let link = self.terminals.get(device_id)?;
-        let i = link.active.load(Ordering::Relaxed);
+        let i = link.active.get();
         link.transports.get(i).map(|t| t.name())
+    }
+
+    /// When new work for `device_id` last moved, and how many moves since start-up.
+    pub fn active_since(&self, device_id: &str) -> Option<(String, u64)> {
+        let link = self.terminals.get(device_id)?;
+        Some((link.active.since(), link.active.switches()))
     }
 
     /// The transport new work for `device_id` starts on.
     fn transport_for(&self, device_id: &str) -> Option<Arc<dyn Transport>> {
         let link = self.terminals.get(device_id)?;
-        let i = link.active.load(Ordering::Relaxed);
+        let i = link.active.get();
         link.transports.get(i).cloned()
     }
 

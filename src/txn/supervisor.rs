@@ -4,7 +4,7 @@
 //! `record`; every decision is the machine's.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -55,7 +55,7 @@ pub struct Supervisor {
     pub journal: Journal,
     pub transports: Vec<Arc<dyn Transport>>,
     /// The terminal's shared "where new work goes" index; switches update it.
-    pub active: Arc<AtomicUsize>,
+    pub active: Arc<super::route::ActiveRoute>,
     pub timing: Timing,
     pub kind: TxnKind,
     pub request: PaymentRequest,
@@ -269,7 +269,12 @@ impl Driver {
             return;
         };
         let from = self.sup.result.transport.clone().unwrap_or_default();
-        self.sup.active.store(to, Ordering::Relaxed);
+        if let Some(before) = self.sup.active.switch(to) {
+            let (journal, device) = (&self.sup.journal, &self.sup.request.device_id);
+            let why = format!("{why}, during {}", self.sup.request.transaction_id);
+            super::router::record_switch(journal, device, &self.sup.transports, before, to, &why)
+                .await;
+        }
         self.sup.result.transport = Some(name.to_string());
         tracing::warn!(
             transaction_id = %self.sup.request.transaction_id,
