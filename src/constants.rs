@@ -73,3 +73,10 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// failed round (or a good one while down) instead of waiting for full rounds.
 /// Detect time ≈ phase (0…`probeIntervalMs`) + `probeDownAfter` × (timeout + this).
 pub const DEFAULT_PROBE_CONFIRM: Duration = Duration::from_millis(50);
+
+/// While a start that was not delivered waits for a route (the fallback usable, or the
+/// terminal found at a verified new address), the routes are looked at this often.
+pub const ROUTE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The delivery window of a start (`staticIptimeOut`) when a lane does not set one.
+pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(5);

@@ -228,6 +228,8 @@ impl Shared<'_> {
         let mut link =
             TerminalLink::new(terminal.device_id.clone(), transports).with_health(health.clone());
         link.poll = Some(terminal.poll_interval);
+        link.delivery_window = terminal.static_ip_timeout;
+        link.other_addresses = self.sightings.is_some();
         if link.transports.len() > 1 {
             let router = Router {
                 device_id: terminal.device_id.clone(),

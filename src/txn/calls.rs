@@ -12,6 +12,10 @@ use crate::terminal::wire::CancelAnswer;
 impl Driver {
     pub(super) fn spawn_start(&mut self) {
         let transport = self.transport();
+        self.start_address = self
+            .route_health
+            .as_ref()
+            .map(|h| h.borrow().address.clone());
         let request = self.sup.request.clone();
         let kind = self.sup.kind;
         // The start call stays open as long as the POS may wait; a later answer is

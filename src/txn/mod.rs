@@ -6,6 +6,7 @@ mod admission;
 mod calls;
 pub mod classify;
 pub mod machine;
+mod machine_delivery;
 mod operator;
 pub mod originals;
 mod record;
@@ -47,6 +48,7 @@ pub mod events {
     pub const ANSWER_MISMATCH: &str = "answer_mismatch";
     pub const NOT_FOUND: &str = "not_found";
     pub const LINK_DOWN: &str = "link_down";
+    pub const NOT_DELIVERED: &str = "not_delivered";
     pub const RESOLVED_BY_OPERATOR: &str = "resolved_by_operator";
 }
 
@@ -86,6 +88,10 @@ pub struct TerminalLink {
     pub active: Arc<route::ActiveRoute>,
     /// This terminal's `pollSeconds`, when it differs from [`Timing::poll`].
     pub poll: Option<Duration>,
+    /// `staticIptimeOut`: how long a start that was not delivered may wait for a route.
+    pub delivery_window: Duration,
+    /// The probe monitor may move the terminal to an address announced by mDNS.
+    pub other_addresses: bool,
 }
 
 impl TerminalLink {
@@ -96,6 +102,8 @@ impl TerminalLink {
             health: None,
             active: Arc::default(),
             poll: None,
+            delivery_window: crate::constants::DEFAULT_DELIVERY_WINDOW,
+            other_addresses: false,
         }
     }
 

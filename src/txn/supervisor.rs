@@ -11,9 +11,9 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::machine::{Action, Event, Machine, Phase, next};
+use super::machine::{Action, Event, Machine, Phase, Routes, next, route_for};
 use super::{Counters, Timing, events};
-use crate::constants::{ABANDONED_RECONCILE_INTERVAL, RECONCILE_MAX_BACKOFF};
+use crate::constants::{ABANDONED_RECONCILE_INTERVAL, RECONCILE_MAX_BACKOFF, ROUTE_CHECK_INTERVAL};
 use crate::journal::Journal;
 use crate::probe::{Health, LinkState};
 use crate::terminal::TerminalError;
@@ -52,6 +52,8 @@ pub(super) struct Completed {
 }
 
 pub struct Supervisor {
+    /// `staticIptimeOut`: how long a start that was not delivered may wait for a route.
+    pub delivery_window: std::time::Duration,
     pub journal: Journal,
     pub transports: Vec<Arc<dyn Transport>>,
     /// The terminal's shared "where new work goes" index; switches update it.
@@ -85,6 +87,14 @@ pub(super) struct Driver {
     pub lookup_at: Option<Instant>,
     pub last_note: Option<(&'static str, String)>,
     pub shutdown: CancellationToken,
+    /// While a start waits for a route: when to look at the routes next.
+    pub route_check_at: Option<Instant>,
+    /// The end of the start's delivery window, until it has passed.
+    pub window_at: Option<Instant>,
+    /// The probe monitor's view, for the routes (address moves, link state).
+    pub route_health: Option<watch::Receiver<Health>>,
+    /// The terminal's address the last start was sent to.
+    pub start_address: Option<String>,
 }
 
 impl Supervisor {
@@ -93,6 +103,8 @@ impl Supervisor {
     pub async fn run(mut self, shutdown: CancellationToken) -> TxnResult {
         let started = Instant::now();
         let timing = self.timing.clone();
+        let route_health = self.health.clone();
+        let window = self.delivery_window.min(timing.time_stop);
         let mut health = self.health.take();
         let mut d = Driver {
             sup: self,
@@ -106,6 +118,10 @@ impl Supervisor {
             lookup_at: None,
             last_note: None,
             shutdown: shutdown.clone(),
+            route_check_at: None,
+            window_at: Some(started + window),
+            route_health,
+            start_address: None,
         };
         let deadline = tokio::time::sleep_until(d.deadline);
         tokio::pin!(deadline);
@@ -122,6 +138,7 @@ impl Supervisor {
         while d.sup.machine.phase != Phase::Done {
             let waiting = d.sup.machine.phase == Phase::Waiting;
             let (reconcile_at, lookup_at) = (d.reconcile_at, d.lookup_at);
+            let (route_at, window_at) = (d.route_check_at, d.window_at);
             let event = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -154,6 +171,20 @@ impl Supervisor {
                         continue;
                     }
                 },
+                _ = sleep_until_opt(route_at), if route_at.is_some() => match d.usable_route() {
+                    Some(to) => {
+                        d.route_check_at = None;
+                        Event::RouteAvailable(to)
+                    }
+                    None => {
+                        d.route_check_at = Some(Instant::now() + ROUTE_CHECK_INTERVAL);
+                        continue;
+                    }
+                },
+                _ = sleep_until_opt(window_at), if window_at.is_some() => {
+                    d.window_at = None;
+                    Event::DeliveryWindowOver
+                }
                 _ = &mut deadline, if waiting => Event::Deadline,
                 _ = ticker.tick(), if waiting => Event::PollDue,
                 _ = sleep_until_opt(reconcile_at), if reconcile_at.is_some() => {
@@ -219,6 +250,7 @@ impl Driver {
             Action::Poll => self.spawn_poll(),
             Action::Lookup => self.spawn_lookup(),
             Action::LookupIn(after) => self.lookup_at = Some(Instant::now() + after),
+            Action::AwaitRoute => self.route_check_at = Some(Instant::now()),
             Action::Resend => {
                 self.spawn_start();
                 self.note_sent().await;
@@ -251,6 +283,20 @@ impl Driver {
             }
             Action::Note(name, detail) => self.note(name, detail).await,
         }
+    }
+
+    /// The route a start that was not delivered can take now (`machine::route_for`).
+    fn usable_route(&self) -> Option<usize> {
+        let health = self.route_health.as_ref().map(|h| h.borrow().clone());
+        let routes = Routes {
+            fallback_usable: self.sup.transports.get(1).is_some_and(|t| t.usable()),
+            address_moved: health
+                .as_ref()
+                .zip(self.start_address.as_ref())
+                .is_some_and(|(h, sent_to)| h.address != *sent_to),
+            direct_not_down: health.is_none_or(|h| h.state != LinkState::Down),
+        };
+        route_for(self.sup.machine.active, self.sup.transports.len(), routes)
     }
 
     /// The transport the machine has this transaction on.
