@@ -1,6 +1,6 @@
 //! A start that could not be delivered (connect or TLS failed before a byte was
-//! written) is not the end of the sale: within its delivery window (`staticIptimeOut`,
-//! never past `timeStop`) it waits for a route and is sent again over the first one
+//! written) is not the end of the sale: within its delivery window (`staticIptimeOut`
+//! from the first failure, never past `timeStop`) it waits for a route and is sent again over the first one
 //! that becomes usable — the fallback, or an address the probe monitor moved the
 //! terminal to after a verified TLS handshake (mDNS). With no other route configured
 //! the failure is answered at once. Pure, like the rest of the machine: the driver

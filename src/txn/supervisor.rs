@@ -89,7 +89,8 @@ pub(super) struct Driver {
     pub shutdown: CancellationToken,
     /// While a start waits for a route: when to look at the routes next.
     pub route_check_at: Option<Instant>,
-    /// The end of the start's delivery window, until it has passed.
+    /// The end of the delivery window: `staticIptimeOut` after the start first failed
+    /// to be delivered (never past `timeStop`, which ends the wait too).
     pub window_at: Option<Instant>,
     /// The probe monitor's view, for the routes (address moves, link state).
     pub route_health: Option<watch::Receiver<Health>>,
@@ -104,7 +105,6 @@ impl Supervisor {
         let started = Instant::now();
         let timing = self.timing.clone();
         let route_health = self.health.clone();
-        let window = self.delivery_window.min(timing.time_stop);
         let mut health = self.health.take();
         let mut d = Driver {
             sup: self,
@@ -119,7 +119,7 @@ impl Supervisor {
             last_note: None,
             shutdown: shutdown.clone(),
             route_check_at: None,
-            window_at: Some(started + window),
+            window_at: None,
             route_health,
             start_address: None,
         };
@@ -250,7 +250,13 @@ impl Driver {
             Action::Poll => self.spawn_poll(),
             Action::Lookup => self.spawn_lookup(),
             Action::LookupIn(after) => self.lookup_at = Some(Instant::now() + after),
-            Action::AwaitRoute => self.route_check_at = Some(Instant::now()),
+            Action::AwaitRoute => {
+                let now = Instant::now();
+                self.route_check_at = Some(now);
+                if self.window_at.is_none() {
+                    self.window_at = Some(now + self.sup.delivery_window);
+                }
+            }
             Action::Resend => {
                 self.spawn_start();
                 self.note_sent().await;
