@@ -45,6 +45,8 @@ pub struct Gateway {
     /// Each terminal's probe monitor and, with a fallback, its failback monitor.
     monitors: Vec<tokio::task::JoinHandle<()>>,
     mqtt_link: Option<Arc<MqttLink>>,
+    /// `mdns.announce`: the interfaces to announce the gateway on.
+    announce: Option<Vec<String>>,
 }
 
 /// What every lane shares: the private CA, ICMP sockets, mDNS sightings, the broker.
@@ -159,6 +161,7 @@ impl Gateway {
             retention_days: config.journal_retention_days,
             monitors,
             mqtt_link: shared.mqtt,
+            announce: config.mdns.announce.then(|| config.mdns.interfaces.clone()),
         })
     }
 
@@ -175,7 +178,23 @@ impl Gateway {
             self.retention_days,
             shutdown.clone(),
         ));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let announcement = self.announce.as_ref().and_then(|interfaces| {
+            mdns::announce_gateway(port, self.tls.is_some(), interfaces)
+                .inspect(|_| {
+                    tracing::info!(
+                        ?interfaces,
+                        port,
+                        "mDNS: gateway announced as _ecrlink._tcp"
+                    )
+                })
+                .inspect_err(|e| tracing::error!(error = %e, "mDNS: gateway not announced"))
+                .ok()
+        });
         api::run(listener, self.tls, self.api, shutdown).await;
+        if let Some(daemon) = announcement {
+            let _ = daemon.shutdown();
+        }
         payments.wait_stopped().await;
         let _ = pruner.await;
         for monitor in self.monitors {

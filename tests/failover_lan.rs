@@ -193,3 +193,84 @@ async fn stale_terminal_ip_first_sale_is_approved_at_the_address_mdns_announces(
     eprintln!("stale terminalIp: first sale approved after {took:?}");
     drop((real, fake));
 }
+
+const ANNOUNCE_INNER: &str = "FAILOVER_LAN_ANNOUNCE_IN_NETNS";
+
+/// `mdns.announce` puts the gateway on the LAN as `_ecrlink._tcp.local.` (port, scheme)
+/// on the configured interfaces; without it the gateway announces nothing. The test
+/// re-runs itself under `unshare --net` (only `lo`, up): no multicast join ever
+/// reaches the machine's interfaces.
+#[tokio::test]
+#[ignore = "needs root (unshare --net) and iproute2: .ci/run runs it (cargo test -- --include-ignored)"]
+async fn gateway_announces_itself_by_mdns_only_when_configured() {
+    if std::env::var_os(ANNOUNCE_INNER).is_none() {
+        lan::require();
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("unshare")
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
+            .arg(exe)
+            .args([
+                "--exact",
+                "gateway_announces_itself_by_mdns_only_when_configured",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env(ANNOUNCE_INNER, "1")
+            .output()
+            .expect("unshare");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "inner run failed:\n{text}");
+        assert!(
+            text.contains("1 passed"),
+            "the inner test did not run:\n{text}"
+        );
+        return;
+    }
+    let w = World::new();
+    let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mdns = json!({"mdns": {"announce": true, "interfaces": ["lo"]}});
+    let on = w.gateway(&w.gateway_config(nowhere, mdns));
+    let mut quiet_config = w.gateway_config(nowhere, json!({}));
+    quiet_config["journal"] = json!(w.path("quiet.db"));
+    let quiet = w.gateway(&quiet_config);
+    let daemon = mdns_sd::ServiceDaemon::new().unwrap();
+    let events = daemon
+        .browse(ecrlink::probe::mdns::GATEWAY_SERVICE)
+        .unwrap();
+    let mut ports = Vec::new();
+    let found_until = Instant::now() + Duration::from_secs(10);
+    // Until the announced gateway is seen, then a bounded while longer for any other.
+    let mut until = found_until;
+    while let Ok(event) = events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        if let mdns_sd::ServiceEvent::ServiceResolved(info) = event {
+            assert_eq!(
+                info.get_property_val_str("scheme"),
+                Some("https"),
+                "{info:?}"
+            );
+            ports.push(info.get_port());
+            if info.get_port() == on.addr.port() {
+                until = until.min(Instant::now() + Duration::from_secs(2));
+            }
+        }
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    let _ = daemon.shutdown();
+    assert!(
+        ports.contains(&on.addr.port()),
+        "announced gateway not found: {ports:?}"
+    );
+    assert!(
+        !ports.contains(&quiet.addr.port()),
+        "mDNS is off by default: {ports:?}"
+    );
+}

@@ -77,6 +77,9 @@ pub struct Terminal {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MdnsConfig {
     pub enabled: bool,
+    /// `mdns.announce`: the gateway announces itself (`_ecrlink._tcp.local.`) on
+    /// `interfaces`, so POS apps on the LAN can find it. Off by default.
+    pub announce: bool,
     pub interfaces: Vec<String>,
 }
 
@@ -184,7 +187,7 @@ impl Config {
             "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
             "probeTimeoutMs": u64::try_from(self.probe_timeout.as_millis()).unwrap_or(u64::MAX),
             "probeConfirmMs": u64::try_from(self.probe_confirm.as_millis()).unwrap_or(u64::MAX),
-            "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
+            "mdns": { "enabled": self.mdns.enabled, "announce": self.mdns.announce, "interfaces": self.mdns.interfaces },
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
         });
         if let Some(m) = &self.fallback {

@@ -75,6 +75,7 @@ pub(super) struct RawTerminal {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawMdns {
     pub enabled: Lenient<bool>,
+    pub announce: Lenient<bool>,
     pub interfaces: Lenient<Vec<String>>,
 }
 

@@ -71,6 +71,11 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let mdns: RawMdns = r.nested("mdns", raw.mdns);
     let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
     let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
+    let announce = r.get("mdns.announce", mdns.announce, false, &ok);
+    if announce == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
+        let message = "mdns.interfaces must name the interfaces to announce the gateway on                        (the mDNS daemon would otherwise join every interface of the machine)";
+        r.problem("mdns.announce", None, message);
+    }
     if enabled == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
         let message = "mdns.interfaces must name the interfaces to browse on (the mDNS daemon \
                        would otherwise join every interface of the machine)";
@@ -108,6 +113,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         probe_confirm: Duration::from_millis(probe_confirm?),
         mdns: MdnsConfig {
             enabled: enabled?,
+            announce: announce?,
             interfaces: interfaces?,
         },
         api_key: api_key?,
