@@ -33,7 +33,10 @@ async fn until(c: &Client, since: Instant, ok: impl Fn(&Value) -> bool) -> Durat
         if ok(&view(c).await) {
             return since.elapsed();
         }
-        assert!(since.elapsed() < Duration::from_secs(30), "no change within 30 s");
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "no change within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -82,9 +85,15 @@ async fn idle_cut(trials: usize) {
         terminal.fault(Fault::DropTcp(sim.addr.port()));
         let s = until(&c, at, |t| t["activeTransport"] == "mqtt").await;
         let t0 = Instant::now();
-        let (_, r) = c.post("/v1/sale", &sale(&format!("BF-{trial}"), 1000)).await;
+        let (_, r) = c
+            .post("/v1/sale", &sale(&format!("BF-{trial}"), 1000))
+            .await;
         let sale_time = t0.elapsed();
-        assert_eq!((r["status"].as_str(), r["transport"].as_str()), (Some("approved"), Some("mqtt")), "{r}");
+        assert_eq!(
+            (r["status"].as_str(), r["transport"].as_str()),
+            (Some("approved"), Some("mqtt")),
+            "{r}"
+        );
         tokio::time::sleep(Duration::from_millis((trial as u64 * 613) % 1000)).await;
         let cleared = Instant::now();
         terminal.clear_faults();
@@ -99,9 +108,18 @@ async fn idle_cut(trials: usize) {
         sales.push(sale_time);
         back.push(b);
     }
-    println!("SUMMARY failover idle cut -> mqtt active: {}", stats(&switch));
-    println!("SUMMARY failover next sale over mqtt (card 300 ms): {}", stats(&sales));
-    println!("SUMMARY failover restore -> direct active: {}", stats(&back));
+    println!(
+        "SUMMARY failover idle cut -> mqtt active: {}",
+        stats(&switch)
+    );
+    println!(
+        "SUMMARY failover next sale over mqtt (card 300 ms): {}",
+        stats(&sales)
+    );
+    println!(
+        "SUMMARY failover restore -> direct active: {}",
+        stats(&back)
+    );
 }
 
 async fn stale_ip(trials: usize) {
@@ -129,14 +147,22 @@ async fn stale_ip(trials: usize) {
         );
         let c = w.gateway_client(gw.addr);
         let t0 = Instant::now();
-        let (_, r) = c.post("/v1/sale", &sale(&format!("STALE-{trial}"), 1000)).await;
+        let (_, r) = c
+            .post("/v1/sale", &sale(&format!("STALE-{trial}"), 1000))
+            .await;
         let took = t0.elapsed();
         assert_eq!(r["status"], "approved", "{r}");
-        println!("BENCH failover trial {trial}: stale terminalIp -> first sale approved {:.0} ms", took.as_secs_f64() * 1e3);
+        println!(
+            "BENCH failover trial {trial}: stale terminalIp -> first sale approved {:.0} ms",
+            took.as_secs_f64() * 1e3
+        );
         times.push(took);
         drop(gw);
     }
-    println!("SUMMARY failover stale terminalIp -> first sale approved: {}", stats(&times));
+    println!(
+        "SUMMARY failover stale terminalIp -> first sale approved: {}",
+        stats(&times)
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
