@@ -30,6 +30,10 @@ use mdns::Sightings;
 
 /// A round also checks TLS every this many rounds (and on the first).
 const TLS_EVERY_ROUNDS: u64 = 10;
+/// A round's TLS check gets this many probe timeouts (at most `staticIptimeOut`): a
+/// check that times out says nothing, and a link cut during it must not hold the
+/// round (and so the detection) for the whole connect timeout.
+const TLS_CHECK_PROBE_TIMEOUTS: u32 = 4;
 /// Further TCP connects are started this far apart while earlier ones are pending,
 /// so one lost SYN under random loss does not fail the round.
 const TCP_STAGGER: Duration = Duration::from_millis(150);
@@ -160,7 +164,11 @@ impl Monitor {
         let check_tls = tcp.is_ok() && self.rounds.is_multiple_of(TLS_EVERY_ROUNDS);
         self.rounds += 1;
         let tls = if check_tls {
-            Some(self.client.http_to(addr).handshake().await)
+            let limit = (self.settings.timeout * TLS_CHECK_PROBE_TIMEOUTS)
+                .min(self.settings.connect_timeout);
+            tokio::time::timeout(limit, self.client.http_to(addr).handshake())
+                .await
+                .ok()
         } else {
             None
         };
