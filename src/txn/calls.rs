@@ -16,6 +16,11 @@ impl Driver {
             .route_health
             .as_ref()
             .map(|h| h.borrow().address.clone());
+        let on = self.sup.machine.active;
+        if self.tried.len() <= on {
+            self.tried.resize(on + 1, false);
+        }
+        self.tried[on] = true;
         let request = self.sup.request.clone();
         let kind = self.sup.kind;
         // The start call stays open as long as the POS may wait; a later answer is

@@ -29,14 +29,22 @@ pub struct Routes {
     pub address_moved: bool,
     /// The probe monitor does not say the direct link is down.
     pub direct_not_down: bool,
+    /// This sale has not tried its other transport yet (cheap: an unusable fallback
+    /// refuses at once, and a stale `down` verdict does not rule the direct link out).
+    pub other_untried: bool,
 }
 
 /// The route a waiting start goes over now, if any: `active` is the transport it
-/// failed on. The failed path is never retried as it was: the direct link only at a
-/// new address (or, after a failure on the fallback, when the probe does not say down).
+/// failed on. The other transport is tried once at once (as before issue 11); after
+/// that the failed path is never retried as it was: the direct link only at a new
+/// address (or, after a failure on the fallback, when the probe does not say down),
+/// the fallback once usable.
 pub fn route_for(active: usize, transports: usize, r: Routes) -> Option<usize> {
     if r.address_moved {
         return Some(DIRECT);
+    }
+    if transports > FALLBACK && r.other_untried {
+        return Some(if active == DIRECT { FALLBACK } else { DIRECT });
     }
     if active != DIRECT && r.direct_not_down {
         return Some(DIRECT);
@@ -188,5 +196,12 @@ mod tests {
         };
         assert_eq!(route_for(DIRECT, 2, direct_ok), None);
         assert_eq!(route_for(FALLBACK, 2, direct_ok), Some(DIRECT));
+        let untried = Routes {
+            other_untried: true,
+            ..none
+        };
+        assert_eq!(route_for(DIRECT, 2, untried), Some(FALLBACK));
+        assert_eq!(route_for(FALLBACK, 2, untried), Some(DIRECT));
+        assert_eq!(route_for(DIRECT, 1, untried), None);
     }
 }

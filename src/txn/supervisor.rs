@@ -96,6 +96,8 @@ pub(super) struct Driver {
     pub route_health: Option<watch::Receiver<Health>>,
     /// The terminal's address the last start was sent to.
     pub start_address: Option<String>,
+    /// Which transports this transaction's start was sent on.
+    pub tried: Vec<bool>,
 }
 
 impl Supervisor {
@@ -122,6 +124,7 @@ impl Supervisor {
             window_at: None,
             route_health,
             start_address: None,
+            tried: Vec::new(),
         };
         let deadline = tokio::time::sleep_until(d.deadline);
         tokio::pin!(deadline);
@@ -301,6 +304,12 @@ impl Driver {
                 .zip(self.start_address.as_ref())
                 .is_some_and(|(h, sent_to)| h.address != *sent_to),
             direct_not_down: health.is_none_or(|h| h.state != LinkState::Down),
+            other_untried: self.sup.transports.len() > 1
+                && !self
+                    .tried
+                    .get(1 - self.sup.machine.active.min(1))
+                    .copied()
+                    .unwrap_or(false),
         };
         route_for(self.sup.machine.active, self.sup.transports.len(), routes)
     }
