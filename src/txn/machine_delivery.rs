@@ -17,6 +17,9 @@ pub struct Delivery {
     pub awaiting: Option<(FailCode, String)>,
     /// The delivery window has ended: a failure to deliver is final from now on.
     pub window_over: bool,
+    /// A TLS verification failure seen on the way: it is what the POS hears, even if a
+    /// later route merely could not connect (the terminal may be an impostor).
+    pub tls_failure: Option<String>,
 }
 
 /// What the driver sees of the routes while a start waits for one.
@@ -58,10 +61,22 @@ impl Machine {
         self.settings.transports > 1 || self.settings.other_addresses
     }
 
+    /// The outcome when no route delivered: a TLS failure seen on the way wins.
+    fn undelivered(&mut self, code: FailCode, reason: String) -> Vec<Action> {
+        let (code, reason) = match self.delivery.tls_failure.take() {
+            Some(tls) if code != FailCode::TlsError => (FailCode::TlsError, tls),
+            _ => (code, reason),
+        };
+        self.finish(Outcome::NotDelivered { code, reason })
+    }
+
     pub(super) fn not_delivered(&mut self, code: FailCode, reason: String) -> Vec<Action> {
         self.start_outstanding = false;
         if self.phase != Phase::Waiting || self.delivery.window_over || !self.has_other_routes() {
-            return self.finish(Outcome::NotDelivered { code, reason });
+            return self.undelivered(code, reason);
+        }
+        if code == FailCode::TlsError {
+            self.delivery.tls_failure = Some(reason.clone());
         }
         self.delivery.awaiting = Some((code, reason.clone()));
         vec![
@@ -96,9 +111,7 @@ impl Machine {
     pub(super) fn delivery_window_over(&mut self) -> Vec<Action> {
         self.delivery.window_over = true;
         match self.delivery.awaiting.take() {
-            Some((code, reason)) if self.phase == Phase::Waiting => {
-                self.finish(Outcome::NotDelivered { code, reason })
-            }
+            Some((code, reason)) if self.phase == Phase::Waiting => self.undelivered(code, reason),
             _ => Vec::new(),
         }
     }
@@ -172,6 +185,27 @@ mod tests {
         let (m, _) = next(Machine::new(settings(2)), Event::DeliveryWindowOver);
         let (m, _) = next(m, nd(FailCode::Unreachable));
         assert_eq!(m.phase, Phase::Done);
+    }
+
+    #[test]
+    fn a_tls_failure_is_what_the_pos_hears_after_a_fallback_that_could_not_connect() {
+        let tls = Event::StartNotDelivered {
+            code: FailCode::TlsError,
+            reason: "certificate signed by an unknown CA".into(),
+        };
+        let (m, _) = next(Machine::new(settings(2)), tls);
+        let (m, actions) = next(m, Event::RouteAvailable(FALLBACK));
+        assert_eq!(actions.last(), Some(&Action::Resend));
+        let (m, _) = next(m, nd(FailCode::Unreachable));
+        let (m, actions) = next(m, Event::DeliveryWindowOver);
+        assert_eq!(m.phase, Phase::Done);
+        assert_eq!(
+            actions,
+            vec![Action::Finish(Outcome::NotDelivered {
+                code: FailCode::TlsError,
+                reason: "certificate signed by an unknown CA".into()
+            })]
+        );
     }
 
     #[test]

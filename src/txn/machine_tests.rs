@@ -120,6 +120,7 @@ fn all_machines() -> Vec<Machine> {
                         Delivery {
                             awaiting: Some((FailCode::Unreachable, "refused".into())),
                             window_over: false,
+                            tls_failure: None,
                         },
                     ),
                     (
@@ -127,6 +128,7 @@ fn all_machines() -> Vec<Machine> {
                         Delivery {
                             awaiting: None,
                             window_over: true,
+                            tls_failure: Some("unknown CA".into()),
                         },
                     ),
                 ] {
