@@ -351,20 +351,7 @@ pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
     if !m.phase.live() {
         return (m, Vec::new());
     }
-    // Nothing was delivered: no poll or link news means anything until a route is found.
-    if m.awaiting_route()
-        && matches!(
-            event,
-            E::PollDue
-                | E::PollFailed { .. }
-                | E::PollIdle
-                | E::LinkDown
-                | E::LinkUp
-                | E::LookedUpNotFound { .. }
-                | E::LookupFailed { .. }
-                | E::LookupDue
-        )
-    {
+    if m.ignores_while_awaiting(&event) {
         return (m, Vec::new());
     }
     let actions = match (m.phase, event) {

@@ -7,7 +7,7 @@
 //! reports what it sees of the routes ([`Routes`]) and the end of the window.
 
 use super::events;
-use super::machine::{Action, FailCode, Machine, Outcome, Phase};
+use super::machine::{Action, Event, FailCode, Machine, Outcome, Phase};
 use super::route::{DIRECT, FALLBACK};
 
 /// Where the start stands on its way to the terminal.
@@ -119,12 +119,29 @@ impl Machine {
     pub fn awaiting_route(&self) -> bool {
         self.delivery.awaiting.is_some()
     }
+
+    /// Nothing was delivered: no poll or link news means anything until a route is found.
+    pub(super) fn ignores_while_awaiting(&self, event: &Event) -> bool {
+        use Event as E;
+        self.awaiting_route()
+            && matches!(
+                event,
+                E::PollDue
+                    | E::PollFailed { .. }
+                    | E::PollIdle
+                    | E::LinkDown
+                    | E::LinkUp
+                    | E::LookedUpNotFound { .. }
+                    | E::LookupFailed { .. }
+                    | E::LookupDue
+            )
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::machine::next;
     use super::super::machine::tests::settings;
-    use super::super::machine::{Event, next};
     use super::*;
 
     fn nd(code: FailCode) -> Event {
