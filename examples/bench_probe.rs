@@ -154,6 +154,8 @@ async fn run() {
                 icmp.clone(),
                 ProbeSettings {
                     interval: Duration::from_millis(1000),
+                    timeout: ecrlink::constants::DEFAULT_PROBE_TIMEOUT,
+                    confirm: ecrlink::constants::DEFAULT_PROBE_CONFIRM,
                     connect_timeout: Duration::from_secs(2),
                     hysteresis: Hysteresis::default(),
                 },

@@ -129,3 +129,18 @@ pub const DEFAULT_STARTS_PER_SECOND_PER_IP: u32 = 20;
 
 /// Clients the per-IP limits remember before idle ones are forgotten.
 pub const LIMITS_TRACKED_IPS: usize = 4096;
+/// Default `probeTimeoutMs`: the deadline of one probe's ICMP echo and TCP connect. A
+/// LAN answers in a few ms; this bounds how long a dead link costs per probe.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Default `probeConfirmMs`: the pause between the quick re-probes that confirm a
+/// failed round (or a good one while down) instead of waiting for full rounds.
+/// Detect time ≈ phase (0…`probeIntervalMs`) + `probeDownAfter` × (timeout + this).
+pub const DEFAULT_PROBE_CONFIRM: Duration = Duration::from_millis(50);
+
+/// While a start that was not delivered waits for a route (the fallback usable, or the
+/// terminal found at a verified new address), the routes are looked at this often.
+pub const ROUTE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The delivery window of a start (`staticIptimeOut`) when a lane does not set one.
+pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(5);

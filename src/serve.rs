@@ -3,11 +3,9 @@
 //! transports and failback monitor, one MQTT connection for all lanes, and the API server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Api, TerminalInfo};
@@ -15,13 +13,14 @@ use crate::config::{Config, Terminal};
 use crate::journal::{Journal, JournalError};
 use crate::pki;
 use crate::probe::icmp::Icmp;
-use crate::probe::{self, Health, Hysteresis, LinkState, ProbeSettings, mdns};
+use crate::probe::{self, Hysteresis, ProbeSettings, mdns};
 use crate::terminal::comercia::{self, Records};
 use crate::terminal::{TerminalAddress, TerminalClient};
 use crate::tls::{self, TlsError};
 use crate::transport::Transport;
 use crate::transport::direct::Direct;
 use crate::transport::mqtt::MqttLink;
+use crate::txn::router::Router;
 use crate::txn::{Payments, TerminalLink, Timing};
 
 /// How often old journal entries are pruned while running.
@@ -53,6 +52,8 @@ pub struct Gateway {
     /// Each terminal's probe monitor and, with a fallback, its failback monitor.
     monitors: Vec<tokio::task::JoinHandle<()>>,
     mqtt_link: Option<Arc<MqttLink>>,
+    /// `mdns.announce`: the interfaces to announce the gateway on.
+    announce: Option<Vec<String>>,
 }
 
 /// What every lane shares: the private CA, ICMP sockets, mDNS sightings, the broker.
@@ -62,6 +63,7 @@ struct Shared<'a> {
     icmp: Arc<Icmp>,
     sightings: Option<mdns::Sightings>,
     mqtt: Option<Arc<MqttLink>>,
+    journal: Journal,
     shutdown: CancellationToken,
     /// `comercia-pos` lanes: each one's own CA, and the journal view of its transport.
     lane_tls: std::collections::HashMap<String, Arc<rustls::ClientConfig>>,
@@ -137,6 +139,7 @@ impl Gateway {
             icmp: Arc::new(Icmp::open()),
             sightings,
             mqtt,
+            journal: journal.clone(),
             shutdown: shutdown.clone(),
             lane_tls: comercia::lane::lane_tls(&config.terminals)?,
             records: comercia::lane::records(journal.clone()),
@@ -176,6 +179,7 @@ impl Gateway {
             retention_days: config.journal_retention_days,
             monitors,
             mqtt_link: shared.mqtt,
+            announce: config.mdns.announce.then(|| config.mdns.interfaces.clone()),
         })
     }
 
@@ -192,7 +196,23 @@ impl Gateway {
             self.retention_days,
             shutdown.clone(),
         ));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let announcement = self.announce.as_ref().and_then(|interfaces| {
+            mdns::announce_gateway(port, self.tls.is_some(), interfaces)
+                .inspect(|_| {
+                    tracing::info!(
+                        ?interfaces,
+                        port,
+                        "mDNS: gateway announced as _ecrlink._tcp"
+                    )
+                })
+                .inspect_err(|e| tracing::error!(error = %e, "mDNS: gateway not announced"))
+                .ok()
+        });
         api::run(listener, self.tls, self.api, shutdown).await;
+        if let Some(daemon) = announcement {
+            let _ = daemon.shutdown();
+        }
         payments.wait_stopped().await;
         let _ = pruner.await;
         for monitor in self.monitors {
@@ -229,6 +249,8 @@ impl Shared<'_> {
         }
         let settings = ProbeSettings {
             interval: self.config.probe_interval,
+            timeout: self.config.probe_timeout,
+            confirm: self.config.probe_confirm,
             connect_timeout: terminal.static_ip_timeout,
             hysteresis: Hysteresis {
                 down_after: self.config.probe_down_after,
@@ -262,14 +284,18 @@ impl Shared<'_> {
         let mut link =
             TerminalLink::new(terminal.device_id.clone(), transports).with_health(health.clone());
         link.poll = Some(terminal.poll_interval);
+        link.delivery_window = terminal.static_ip_timeout;
+        link.other_addresses = self.sightings.is_some();
         if link.transports.len() > 1 {
-            monitors.push(tokio::spawn(watch_failback(
-                client,
-                health.clone(),
-                link.active.clone(),
-                self.config.probe_interval,
-                self.shutdown.clone(),
-            )));
+            let router = Router {
+                device_id: terminal.device_id.clone(),
+                transports: link.transports.clone(),
+                health: health.clone(),
+                route: link.active.clone(),
+                journal: self.journal.clone(),
+                interval: self.config.probe_interval,
+            };
+            monitors.push(tokio::spawn(router.run(self.shutdown.clone())));
         }
         let info = TerminalInfo {
             device_id: terminal.device_id.clone(),
@@ -277,40 +303,6 @@ impl Shared<'_> {
             comercia: comercia_api,
         };
         (link, info)
-    }
-}
-
-/// While new work goes to the fallback, checks the direct link every `interval` and
-/// moves new work back to it once the probe monitor says the link is no longer down
-/// *and* the terminal's `getVersion` answers (connect, verified TLS and its payment app:
-/// a frozen app does not count as healthy). Waiting for the monitor keeps both views in
-/// step: a sale started direct while the monitor still said `down` would never see the
-/// link go down again and could only switch after `loopsBefore` missed polls.
-/// Transactions already running stay where they are.
-async fn watch_failback(
-    direct: TerminalClient,
-    health: watch::Receiver<Health>,
-    active: Arc<AtomicUsize>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let link = health.borrow().state;
-        if active.load(Ordering::Relaxed) == 0
-            || matches!(link, LinkState::Down | LinkState::Unknown)
-        {
-            continue;
-        }
-        if direct.version().await.is_ok() && active.swap(0, Ordering::Relaxed) != 0 {
-            tracing::warn!(
-                terminal = %direct.address().get().0,
-                "direct link healthy again: new work goes direct (failback)"
-            );
-        }
     }
 }
 

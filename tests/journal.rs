@@ -94,8 +94,8 @@ async fn schema_version_and_wal_are_set_and_survive_reopening() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 2,
-        "migrations: schema, then the originals index and health row"
+        version, 3,
+        "migrations: schema, the originals index and health row, terminal_events"
     );
 }
 
@@ -111,7 +111,7 @@ fn a_newer_schema_is_refused() {
     match Journal::open(&path) {
         Err(JournalError::TooNew {
             found, supported, ..
-        }) => assert_eq!((found, supported), (7, 2)),
+        }) => assert_eq!((found, supported), (7, 3)),
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
 }

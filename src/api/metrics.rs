@@ -173,6 +173,15 @@ fn terminal_metrics(api: &Api, out: &mut String) {
         },
     );
     family(
+        "ecrlink_terminal_transport_switches_total",
+        "counter",
+        "Moves of the terminal's new work between direct and the fallback since start-up.",
+        &|h| {
+            let switches = api.payments.active_since(&h.device_id).map(|(_, n)| n);
+            vec![(String::new(), switches.unwrap_or(0) as f64)]
+        },
+    );
+    family(
         "ecrlink_terminal_icmp_rtt_milliseconds",
         "gauge",
         "Round-trip time of the last ICMP echo answered.",

@@ -365,6 +365,9 @@ fn terminal_json(api: &Api, t: &super::TerminalInfo) -> serde_json::Value {
             .active_transport(&t.device_id)
             .unwrap_or("direct")
     );
+    if let Some((since, _)) = api.payments.active_since(&t.device_id) {
+        view["activeSince"] = json!(since);
+    }
     view["transports"] = json!(api.payments.transport_details(&t.device_id));
     view["busyWith"] = json!(api.payments.busy_with(&t.device_id));
     view["profile"] = json!(if t.comercia.is_some() {

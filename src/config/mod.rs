@@ -47,6 +47,10 @@ pub struct Config {
     pub probe_interval: Duration,
     pub probe_down_after: u32,
     pub probe_up_after: u32,
+    /// `probeTimeoutMs`: one probe's deadline.
+    pub probe_timeout: Duration,
+    /// `probeConfirmMs`: the pause between quick re-probes that confirm a change.
+    pub probe_confirm: Duration,
     pub mdns: MdnsConfig,
     pub api_key: Option<Secret>,
     /// The seed's vendor installation key: accepted, unused (ecrlink pairs by certificates).
@@ -98,6 +102,9 @@ pub struct ComerciaLane {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MdnsConfig {
     pub enabled: bool,
+    /// `mdns.announce`: the gateway announces itself (`_ecrlink._tcp.local.`) on
+    /// `interfaces`, so POS apps on the LAN can find it. Off by default.
+    pub announce: bool,
     pub interfaces: Vec<String>,
 }
 
@@ -216,7 +223,9 @@ impl Config {
             "certsDir": self.certs_dir.to_string_lossy(), "journal": self.journal.to_string_lossy(),
             "journalRetentionDays": self.journal_retention_days, "probeIntervalMs": probe_ms,
             "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
-            "mdns": { "enabled": self.mdns.enabled, "interfaces": self.mdns.interfaces },
+            "probeTimeoutMs": u64::try_from(self.probe_timeout.as_millis()).unwrap_or(u64::MAX),
+            "probeConfirmMs": u64::try_from(self.probe_confirm.as_millis()).unwrap_or(u64::MAX),
+            "mdns": { "enabled": self.mdns.enabled, "announce": self.mdns.announce, "interfaces": self.mdns.interfaces },
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
             "refundKey": mask(&self.refund_key), "clientAuth": self.client_auth,
             "metricsPublic": self.metrics_public, "corsOrigins": self.cors_origins,

@@ -51,6 +51,10 @@ pub(super) struct RawConfig {
     pub probe_ms: Lenient<u64>,
     pub probe_down_after: Lenient<u32>,
     pub probe_up_after: Lenient<u32>,
+    #[serde(rename = "probeTimeoutMs")]
+    pub probe_timeout_ms: Lenient<u64>,
+    #[serde(rename = "probeConfirmMs")]
+    pub probe_confirm_ms: Lenient<u64>,
     pub mdns: Option<Lenient<Object>>,
     pub fallback: Option<Lenient<Object>>,
     // Issue 16: who may call the API.
@@ -98,6 +102,7 @@ pub(super) struct RawTerminal {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawMdns {
     pub enabled: Lenient<bool>,
+    pub announce: Lenient<bool>,
     pub interfaces: Lenient<Vec<String>>,
 }
 

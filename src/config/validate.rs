@@ -17,6 +17,7 @@ use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
 use crate::constants::{
     DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
+    DEFAULT_PROBE_CONFIRM as PROBE_CONFIRM, DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT,
 };
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
@@ -77,9 +78,22 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
     let down = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
     let up = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
+    let (t, c) = (
+        PROBE_TIMEOUT.as_millis() as u64,
+        PROBE_CONFIRM.as_millis() as u64,
+    );
+    let t_ms = range(10, 60_000, "must be a whole number from 10 to 60000");
+    let probe_timeout = r.get("probeTimeoutMs", raw.probe_timeout_ms, t, &t_ms);
+    let c_ms = range(0, 60_000, "must be a whole number from 0 to 60000");
+    let probe_confirm = r.get("probeConfirmMs", raw.probe_confirm_ms, c, &c_ms);
     let mdns: RawMdns = r.nested("mdns", raw.mdns);
     let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
     let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
+    let announce = r.get("mdns.announce", mdns.announce, false, &ok);
+    if announce == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
+        let message = "mdns.interfaces must name the interfaces to announce the gateway on                        (the mDNS daemon would otherwise join every interface of the machine)";
+        r.problem("mdns.announce", None, message);
+    }
     if enabled == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
         let message = "mdns.interfaces must name the interfaces to browse on (the mDNS daemon \
                        would otherwise join every interface of the machine)";
@@ -119,8 +133,11 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         probe_interval: Duration::from_millis(probe?),
         probe_down_after: down?,
         probe_up_after: up?,
+        probe_timeout: Duration::from_millis(probe_timeout?),
+        probe_confirm: Duration::from_millis(probe_confirm?),
         mdns: MdnsConfig {
             enabled: enabled?,
+            announce: announce?,
             interfaces: interfaces?,
         },
         api_key: api_key?,

@@ -6,6 +6,7 @@
 //! blocking pool. The async runtime never waits on a disk.
 
 mod sql;
+mod terminal_events;
 mod writer;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
+pub use terminal_events::TerminalEvent;
 pub use writer::LAZY_FLUSH;
 use writer::{Job, Value};
 

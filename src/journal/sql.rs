@@ -37,6 +37,16 @@ CREATE INDEX events_transaction ON events(transaction_id);
 CREATE INDEX transactions_original ON transactions(json_extract(request, '$.originalTransactionId'));
 CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
 "#,
+    r#"
+CREATE TABLE terminal_events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    event     TEXT NOT NULL,
+    detail    TEXT
+);
+CREATE INDEX terminal_events_device ON terminal_events(device_id, id);
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &str) -> Result<(), JournalError> {

@@ -69,6 +69,18 @@ impl Tracker {
         self.state.unwrap_or(LinkState::Unknown)
     }
 
+    /// The last round disagreed with the state and the hysteresis has not decided yet:
+    /// the monitor confirms with quick re-probes (`probeConfirmMs` apart) instead of
+    /// waiting whole rounds, as BFD's detect time is a multiple of a short interval.
+    /// ICMP alone never asks for confirmation: it can only degrade a link.
+    pub fn pending(&self) -> bool {
+        match self.state() {
+            LinkState::Unknown => false,
+            LinkState::Down => self.service_ok > 0,
+            LinkState::Up | LinkState::Degraded => self.service_fail > 0,
+        }
+    }
+
     /// Feeds one round; returns the new state when it changed.
     pub fn observe(&mut self, round: Round, h: Hysteresis) -> Option<LinkState> {
         bump(round.service, &mut self.service_ok, &mut self.service_fail);
@@ -199,6 +211,52 @@ mod tests {
             .collect();
         let states = feed(&mut t, &rounds);
         assert!(states.iter().all(|s| *s == LinkState::Up), "{states:?}");
+    }
+
+    #[test]
+    fn a_disagreeing_round_asks_for_confirmation_until_decided() {
+        let mut t = Tracker::default();
+        let mut pending = Vec::new();
+        for &(service, icmp) in &[
+            (true, Some(true)),
+            (false, Some(false)),
+            (false, Some(false)),
+            (false, Some(false)),
+            (true, Some(true)),
+            (true, Some(true)),
+            (true, Some(false)),
+        ] {
+            t.observe(Round { service, icmp }, H);
+            pending.push(t.pending());
+        }
+        // Up; 1st and 2nd failure pending; down decided; 1st good pending; up; ICMP-only
+        // loss never asks for quick re-probes.
+        assert_eq!(pending, vec![false, true, true, false, true, false, false]);
+        let mut t = Tracker::default();
+        t.observe(
+            Round {
+                service: true,
+                icmp: None,
+            },
+            H,
+        );
+        t.observe(
+            Round {
+                service: false,
+                icmp: None,
+            },
+            H,
+        );
+        assert!(t.pending());
+        t.observe(
+            Round {
+                service: true,
+                icmp: None,
+            },
+            H,
+        );
+        assert!(!t.pending(), "a good round ends the suspicion");
+        assert_eq!(t.state(), LinkState::Up);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio_util::sync::CancellationToken;
 
 pub const TERMINAL_SERVICE: &str = "_instorepay._tcp.local.";
+/// What the gateway announces (with `mdns.announce`), for POS apps to find its API.
+pub const GATEWAY_SERVICE: &str = "_ecrlink._tcp.local.";
 
 #[derive(Debug, thiserror::Error)]
 #[error("mDNS: {0}")]
@@ -50,6 +52,33 @@ pub fn announce_terminal(
     let host = format!("{}.local.", instance.to_ascii_lowercase().replace('.', "-"));
     let props = [("deviceId", device_id), ("version", version)];
     let info = ServiceInfo::new(TERMINAL_SERVICE, &instance, &host, "", port, &props[..])
+        .map_err(err)?
+        .enable_addr_auto();
+    daemon.register(info).map_err(err)?;
+    Ok(daemon)
+}
+
+/// Announces the gateway's API on `interfaces` (never every interface); keep the
+/// daemon alive as long as the announcement. TXT: `version`, `scheme` (https/http),
+/// `api` (the path prefix).
+pub fn announce_gateway(
+    port: u16,
+    https: bool,
+    interfaces: &[String],
+) -> Result<ServiceDaemon, MdnsError> {
+    if interfaces.is_empty() {
+        return Err(MdnsError("no interfaces to announce the gateway on".into()));
+    }
+    let daemon = daemon(interfaces)?;
+    let instance = format!("ecrlink-{}", std::process::id());
+    let host = format!("{instance}.local.");
+    let scheme = if https { "https" } else { "http" };
+    let props = [
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("scheme", scheme),
+        ("api", "/v1"),
+    ];
+    let info = ServiceInfo::new(GATEWAY_SERVICE, &instance, &host, "", port, &props[..])
         .map_err(err)?
         .enable_addr_auto();
     daemon.register(info).map_err(err)?;

@@ -30,14 +30,23 @@ use mdns::Sightings;
 
 /// A round also checks TLS every this many rounds (and on the first).
 const TLS_EVERY_ROUNDS: u64 = 10;
+/// A round's TLS check gets this many probe timeouts (at most `staticIptimeOut`): a
+/// check that times out says nothing, and a link cut during it must not hold the
+/// round (and so the detection) for the whole connect timeout.
+const TLS_CHECK_PROBE_TIMEOUTS: u32 = 4;
 /// Further TCP connects are started this far apart while earlier ones are pending,
 /// so one lost SYN under random loss does not fail the round.
 const TCP_STAGGER: Duration = Duration::from_millis(150);
-const TCP_ATTEMPTS: u32 = 4;
+const TCP_ATTEMPTS: u32 = 6;
 
 #[derive(Clone, Debug)]
 pub struct ProbeSettings {
     pub interval: Duration,
+    /// `probeTimeoutMs`: the deadline of one probe's ICMP echo and TCP connect.
+    pub timeout: Duration,
+    /// `probeConfirmMs`: the pause before a quick re-probe while a disagreeing
+    /// round is being confirmed (see [`Tracker::pending`]).
+    pub confirm: Duration,
     /// `staticIptimeOut`: the deadline of the TLS handshake check.
     pub connect_timeout: Duration,
     pub hysteresis: Hysteresis,
@@ -127,8 +136,14 @@ pub fn spawn(
                 _ = shutdown.cancelled() => break,
                 _ = monitor.round() => {}
             }
-            next += monitor.settings.interval;
             let now = Instant::now();
+            // A failed (or, while down, a good) round is confirmed at once by quick
+            // re-probes; the regular pace resumes from the decision.
+            next = if monitor.tracker.pending() {
+                now + monitor.settings.confirm.min(monitor.settings.interval)
+            } else {
+                next + monitor.settings.interval
+            };
             if next < now {
                 next = now;
             }
@@ -155,7 +170,11 @@ impl Monitor {
     async fn round(&mut self) {
         let (addr, source) = self.client.address().get();
         // A round must end before the next one is due.
-        let deadline = self.settings.interval.min(self.settings.connect_timeout);
+        let deadline = self
+            .settings
+            .interval
+            .min(self.settings.connect_timeout)
+            .min(self.settings.timeout);
         let tcp_started = Instant::now();
         let (echo, tcp) = tokio::join!(self.icmp.echo(addr.ip(), deadline), async {
             let r = tcp_probe(addr, deadline).await;
@@ -166,7 +185,11 @@ impl Monitor {
         self.rounds += 1;
         let tls_started = Instant::now();
         let tls = if check_tls {
-            Some(self.client.http_to(addr).handshake().await)
+            let limit = (self.settings.timeout * TLS_CHECK_PROBE_TIMEOUTS)
+                .min(self.settings.connect_timeout);
+            tokio::time::timeout(limit, self.client.http_to(addr).handshake())
+                .await
+                .ok()
         } else {
             None
         };
@@ -285,12 +308,14 @@ async fn tcp_probe(addr: SocketAddr, deadline: Duration) -> Result<(), String> {
     let until = Instant::now() + deadline;
     let mut attempts = JoinSet::new();
     let mut started = 0;
+    // All attempts fit in the deadline, however short the probe timeout is.
+    let stagger_every = TCP_STAGGER.min(deadline / TCP_ATTEMPTS);
     loop {
         if started < TCP_ATTEMPTS && Instant::now() < until {
             attempts.spawn(tokio::time::timeout_at(until, TcpStream::connect(addr)));
             started += 1;
         }
-        let stagger = tokio::time::sleep(TCP_STAGGER);
+        let stagger = tokio::time::sleep(stagger_every);
         tokio::select! {
             joined = attempts.join_next() => match joined {
                 Some(Ok(Ok(Ok(_stream)))) => return Ok(()),

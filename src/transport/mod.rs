@@ -48,6 +48,11 @@ pub trait Transport: Send + Sync {
         Box::pin(async {})
     }
 
+    /// Would a start be delivered now? The router moves new work only to a usable link.
+    fn usable(&self) -> bool {
+        true
+    }
+
     /// What `/v1/terminals` shows about this link beyond its name (broker, presence).
     fn describe(&self) -> Option<serde_json::Value> {
         None

@@ -169,8 +169,9 @@ impl Payments {
             transports: transports.len(),
             // New work starts where the link stands now (direct unless a switch left it
             // on the fallback and the direct link has not been seen healthy since).
-            start_at: active.load(Ordering::Relaxed),
+            start_at: active.get(),
             not_found_horizon: timing.not_found_horizon,
+            other_addresses: link.is_some_and(|t| t.other_addresses),
             // A transaction resumed after a restart may have left a start request on
             // the broker for an offline terminal; until it has expired, "not found"
             // does not prove it will never run.
@@ -192,7 +193,11 @@ impl Payments {
         if result.transport.is_none() {
             result.transport = transports.get(machine.active).map(|t| t.name().to_string());
         }
+        let delivery_window = link.map_or(crate::constants::DEFAULT_DELIVERY_WINDOW, |t| {
+            t.delivery_window
+        });
         let supervisor = Supervisor {
+            delivery_window,
             journal: self.journal.clone(),
             transports,
             active,

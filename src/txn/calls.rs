@@ -12,6 +12,15 @@ use crate::terminal::wire::CancelAnswer;
 impl Driver {
     pub(super) fn spawn_start(&mut self) {
         let transport = self.transport();
+        self.start_address = self
+            .route_health
+            .as_ref()
+            .map(|h| h.borrow().address.clone());
+        let on = self.sup.machine.active;
+        if self.tried.len() <= on {
+            self.tried.resize(on + 1, false);
+        }
+        self.tried[on] = true;
         let request = self.sup.request.clone();
         let kind = self.sup.kind;
         // The start call stays open as long as the POS may wait; a later answer is

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use super::events;
+pub use super::machine_delivery::{Delivery, Routes, route_for};
 use crate::terminal::wire::{TxnResult, TxnStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +122,10 @@ pub enum Event {
     LinkUp,
     /// A reconciliation lookup was answered over transport `0` (not the active one).
     AnsweredOver(usize),
+    /// A start that was not delivered can go over transport `to` now.
+    RouteAvailable(usize),
+    /// The start's delivery window (`staticIptimeOut`) has ended.
+    DeliveryWindowOver,
     /// An operator settles an `unknown` transaction.
     OperatorResolved {
         status: TxnStatus,
@@ -144,6 +149,8 @@ pub enum Action {
     SwitchTo { to: usize, why: &'static str },
     /// Send the start again on the active transport (only when it was never delivered).
     Resend,
+    /// Watch the routes and send `RouteAvailable` when one is usable (`machine_delivery`).
+    AwaitRoute,
     /// Wait, then send `ReconcileDue`; the number is the attempt (0 = at once).
     ScheduleReconcile(u32),
     /// Wait the slow pace of an abandoned transaction, then send `ReconcileDue`.
@@ -177,6 +184,8 @@ pub struct Settings {
     /// "Never arrived" is not concluded before this time (a request may still sit on
     /// the MQTT broker for a resumed transaction).
     pub never_arrived_after: Duration,
+    /// The probe monitor may move the terminal to an address mDNS announced.
+    pub other_addresses: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,8 +199,9 @@ pub struct Machine {
     pub active: usize,
     /// A switch for a failed link happened (one per transaction).
     pub switched: bool,
-    /// The start was sent again after it could not be delivered (once).
+    /// The start was sent again after it could not be delivered.
     pub resent: bool,
+    pub delivery: Delivery,
     pub reconcile_attempts: u32,
     pub evidence: Evidence,
     pub settings: Settings,
@@ -211,6 +221,7 @@ impl Machine {
             active: settings.start_at,
             switched: false,
             resent: false,
+            delivery: Delivery::default(),
             reconcile_attempts: 0,
             evidence: Evidence::default(),
             settings,
@@ -239,7 +250,7 @@ impl Machine {
         (self.settings.transports > 1).then(|| usize::from(self.active == 0))
     }
 
-    fn finish(&mut self, outcome: Outcome) -> Vec<Action> {
+    pub(super) fn finish(&mut self, outcome: Outcome) -> Vec<Action> {
         self.phase = Phase::Done;
         self.start_outstanding = false;
         vec![Action::Finish(outcome)]
@@ -328,7 +339,7 @@ impl Machine {
     }
 
     /// A record (or a running payment) of ours was seen: "never arrived" starts over.
-    fn seen(&mut self) {
+    pub(super) fn seen(&mut self) {
         self.evidence = Evidence::default();
     }
 }
@@ -338,6 +349,9 @@ pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
     use Event as E;
     use Phase as P;
     if !m.phase.live() {
+        return (m, Vec::new());
+    }
+    if m.ignores_while_awaiting(&event) {
         return (m, Vec::new());
     }
     let actions = match (m.phase, event) {
@@ -353,22 +367,9 @@ pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
             }
         }
         (_, E::StartRejected { code, message }) => m.finish(Outcome::Rejected { code, message }),
-        (P::Waiting, E::StartNotDelivered { .. }) if !m.resent && m.other().is_some() => {
-            m.resent = true;
-            m.seen();
-            let to = m.other().unwrap_or(0);
-            m.active = to;
-            vec![
-                Action::SwitchTo {
-                    to,
-                    why: "start not delivered",
-                },
-                Action::Resend,
-            ]
-        }
-        (_, E::StartNotDelivered { code, reason }) => {
-            m.finish(Outcome::NotDelivered { code, reason })
-        }
+        (_, E::StartNotDelivered { code, reason }) => m.not_delivered(code, reason),
+        (_, E::RouteAvailable(to)) => m.route_available(to),
+        (_, E::DeliveryWindowOver) => m.delivery_window_over(),
         (_, E::StartMaybeDelivered { reason }) => {
             m.start_outstanding = false;
             let mut actions = vec![Action::Note(events::ANSWER_LOST, reason)];
@@ -434,6 +435,8 @@ pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
         }
         (_, E::LookupDue) => vec![Action::Lookup],
 
+        // Never past `timeStop`, and never `unknown`: the start was not delivered.
+        (P::Waiting, E::Deadline) if m.awaiting_route() => m.delivery_window_over(),
         (P::Waiting, E::Deadline) => {
             m.phase = P::Reconciling;
             m.reconcile_attempts = 0;
@@ -477,7 +480,7 @@ pub fn next(mut m: Machine, event: Event) -> (Machine, Vec<Action>) {
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]
-mod tests;
+pub(super) mod tests;
 
 #[cfg(test)]
 #[path = "machine_scenarios.rs"]

@@ -237,6 +237,8 @@ fn not_delivered_fails_or_resends_on_the_fallback_once() {
         })]
     );
     let (m, actions) = run(Machine::new(settings(2)), [nd()]);
+    assert_eq!(actions.last(), Some(&Action::AwaitRoute));
+    let (m, actions) = run(m, [Event::RouteAvailable(1)]);
     assert_eq!(
         actions,
         vec![
@@ -247,7 +249,8 @@ fn not_delivered_fails_or_resends_on_the_fallback_once() {
             Action::Resend
         ]
     );
-    let (m, _) = run(m, [nd()]);
+    // Not delivered on the fallback either: wait again, within the window only.
+    let (m, _) = run(m, [nd(), Event::DeliveryWindowOver]);
     assert_eq!(m.phase, Phase::Done);
 }
 

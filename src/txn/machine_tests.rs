@@ -25,7 +25,7 @@ pub(super) fn result(status: TxnStatus) -> TxnResult {
     }
 }
 
-pub(super) fn settings(transports: usize) -> Settings {
+pub(crate) fn settings(transports: usize) -> Settings {
     Settings {
         loops_before: 3,
         max_reconcile_attempts: 10,
@@ -33,6 +33,7 @@ pub(super) fn settings(transports: usize) -> Settings {
         start_at: 0,
         not_found_horizon: H,
         never_arrived_after: Duration::ZERO,
+        other_addresses: false,
     }
 }
 
@@ -84,6 +85,9 @@ fn all_events() -> Vec<Event> {
         Event::LinkUp,
         Event::AnsweredOver(0),
         Event::AnsweredOver(1),
+        Event::RouteAvailable(0),
+        Event::RouteAvailable(1),
+        Event::DeliveryWindowOver,
     ];
     for st in TxnStatus::ALL {
         events.push(Event::StartAnswered(result(st)));
@@ -109,7 +113,26 @@ fn all_machines() -> Vec<Machine> {
             for (transports, active, switched) in
                 [(1, 0, false), (2, 0, false), (2, 1, true), (2, 1, false)]
             {
-                for resent in [false, true] {
+                for (resent, delivery) in [
+                    (false, Delivery::default()),
+                    (true, Delivery::default()),
+                    (
+                        false,
+                        Delivery {
+                            awaiting: Some((FailCode::Unreachable, "refused".into())),
+                            window_over: false,
+                            tls_failure: None,
+                        },
+                    ),
+                    (
+                        true,
+                        Delivery {
+                            awaiting: None,
+                            window_over: true,
+                            tls_failure: Some("unknown CA".into()),
+                        },
+                    ),
+                ] {
                     for missed in [0, 2] {
                         for reconcile_attempts in [0, 10] {
                             for evidence in [
@@ -130,6 +153,7 @@ fn all_machines() -> Vec<Machine> {
                                     active,
                                     switched,
                                     resent,
+                                    delivery: delivery.clone(),
                                     reconcile_attempts,
                                     evidence,
                                     settings: settings(transports),
@@ -192,8 +216,15 @@ fn exhaustive_invariants() {
                         assert!(m.evidence.absence_check, "{ctx}");
                         assert_eq!(ev, Event::PollIdle, "{ctx}");
                     }
+                    // Failed only for a start not delivered: at once when no other route
+                    // can appear, else when the window (or timeStop) ends without one.
                     Action::Finish(Outcome::NotDelivered { .. }) => {
-                        assert!(matches!(ev, Event::StartNotDelivered { .. }), "{ctx}")
+                        let waited = m.delivery.awaiting.is_some()
+                            && matches!(ev, Event::DeliveryWindowOver | Event::Deadline);
+                        assert!(
+                            matches!(ev, Event::StartNotDelivered { .. }) || waited,
+                            "{ctx}"
+                        )
                     }
                     Action::Finish(Outcome::Rejected { .. }) => {
                         assert!(matches!(ev, Event::StartRejected { .. }), "{ctx}")
@@ -210,10 +241,12 @@ fn exhaustive_invariants() {
                         assert_ne!(*to, m.active, "{ctx}");
                         assert_eq!(after.active, *to, "{ctx}");
                     }
-                    // Sent again only when it was never delivered, once.
+                    // Sent again only when it was never delivered and a route appeared.
                     Action::Resend => {
-                        assert!(matches!(ev, Event::StartNotDelivered { .. }), "{ctx}");
-                        assert!(!m.resent && after.resent, "{ctx}");
+                        assert!(matches!(ev, Event::RouteAvailable(_)), "{ctx}");
+                        assert!(m.delivery.awaiting.is_some(), "{ctx}");
+                        assert!(after.resent && after.start_outstanding, "{ctx}");
+                        assert_eq!(m.phase, Phase::Waiting, "{ctx}");
                     }
                     Action::MarkUnknown => {
                         assert_eq!(m.phase, Phase::Waiting, "{ctx}");
@@ -233,6 +266,11 @@ fn exhaustive_invariants() {
                         if *why == "direct link down" || *why == "status calls unanswered")
                 });
                 assert!(!loss_switch, "{ctx}");
+            }
+            // Waiting for a route, nothing is asked: nothing was delivered.
+            if after.delivery.awaiting.is_some() {
+                assert!(!actions.contains(&Action::Poll), "{ctx}");
+                assert!(!actions.contains(&Action::Resend), "{ctx}");
             }
             // Polls happen while the POS waits, or to check that nothing is running.
             if actions.contains(&Action::Poll) {

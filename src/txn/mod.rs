@@ -6,13 +6,16 @@ mod admission;
 mod calls;
 pub mod classify;
 pub mod machine;
+mod machine_delivery;
 mod operator;
 pub mod originals;
 mod record;
+pub mod route;
+pub mod router;
 pub mod supervisor;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +48,7 @@ pub mod events {
     pub const ANSWER_MISMATCH: &str = "answer_mismatch";
     pub const NOT_FOUND: &str = "not_found";
     pub const LINK_DOWN: &str = "link_down";
+    pub const NOT_DELIVERED: &str = "not_delivered";
     pub const RESOLVED_BY_OPERATOR: &str = "resolved_by_operator";
 }
 
@@ -86,11 +90,15 @@ pub struct TerminalLink {
     pub transports: Vec<Arc<dyn Transport>>,
     /// The probe monitor's view of the link, when one runs.
     pub health: Option<watch::Receiver<Health>>,
-    /// Index into `transports` that new work starts on: a switch moves it to the
-    /// fallback, the failback monitor moves it back when the direct link is healthy.
-    pub active: Arc<AtomicUsize>,
+    /// Where new work starts: the terminal's router (or a sale's switch) moves it to the
+    /// fallback, the router moves it back when the direct link is healthy.
+    pub active: Arc<route::ActiveRoute>,
     /// This terminal's `pollSeconds`, when it differs from [`Timing::poll`].
     pub poll: Option<Duration>,
+    /// `staticIptimeOut`: how long a start that was not delivered may wait for a route.
+    pub delivery_window: Duration,
+    /// The probe monitor may move the terminal to an address announced by mDNS.
+    pub other_addresses: bool,
 }
 
 impl TerminalLink {
@@ -99,8 +107,10 @@ impl TerminalLink {
             device_id: device_id.into(),
             transports,
             health: None,
-            active: Arc::new(AtomicUsize::new(0)),
+            active: Arc::default(),
             poll: None,
+            delivery_window: crate::constants::DEFAULT_DELIVERY_WINDOW,
+            other_addresses: false,
         }
     }
 
@@ -241,14 +251,20 @@ impl Payments {
     /// The name of the transport new work for `device_id` starts on (`direct`, `mqtt`).
     pub fn active_transport(&self, device_id: &str) -> Option<&'static str> {
         let link = self.terminals.get(device_id)?;
-        let i = link.active.load(Ordering::Relaxed);
+        let i = link.active.get();
         link.transports.get(i).map(|t| t.name())
+    }
+
+    /// When new work for `device_id` last moved, and how many moves since start-up.
+    pub fn active_since(&self, device_id: &str) -> Option<(String, u64)> {
+        let link = self.terminals.get(device_id)?;
+        Some((link.active.since(), link.active.switches()))
     }
 
     /// The transport new work for `device_id` starts on.
     fn transport_for(&self, device_id: &str) -> Option<Arc<dyn Transport>> {
         let link = self.terminals.get(device_id)?;
-        let i = link.active.load(Ordering::Relaxed);
+        let i = link.active.get();
         link.transports.get(i).cloned()
     }
 

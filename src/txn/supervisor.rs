@@ -4,16 +4,16 @@
 //! `record`; every decision is the machine's.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::machine::{Action, Event, Machine, Phase, next};
+use super::machine::{Action, Event, Machine, Phase, Routes, next, route_for};
 use super::{Counters, Timing, events};
-use crate::constants::{ABANDONED_RECONCILE_INTERVAL, RECONCILE_MAX_BACKOFF};
+use crate::constants::{ABANDONED_RECONCILE_INTERVAL, RECONCILE_MAX_BACKOFF, ROUTE_CHECK_INTERVAL};
 use crate::journal::Journal;
 use crate::probe::{Health, LinkState};
 use crate::terminal::TerminalError;
@@ -52,10 +52,12 @@ pub(super) struct Completed {
 }
 
 pub struct Supervisor {
+    /// `staticIptimeOut`: how long a start that was not delivered may wait for a route.
+    pub delivery_window: std::time::Duration,
     pub journal: Journal,
     pub transports: Vec<Arc<dyn Transport>>,
     /// The terminal's shared "where new work goes" index; switches update it.
-    pub active: Arc<AtomicUsize>,
+    pub active: Arc<super::route::ActiveRoute>,
     pub timing: Timing,
     pub kind: TxnKind,
     pub request: PaymentRequest,
@@ -85,6 +87,17 @@ pub(super) struct Driver {
     pub lookup_at: Option<Instant>,
     pub last_note: Option<(&'static str, String)>,
     pub shutdown: CancellationToken,
+    /// While a start waits for a route: when to look at the routes next.
+    pub route_check_at: Option<Instant>,
+    /// The end of the delivery window: `staticIptimeOut` after the start first failed
+    /// to be delivered (never past `timeStop`, which ends the wait too).
+    pub window_at: Option<Instant>,
+    /// The probe monitor's view, for the routes (address moves, link state).
+    pub route_health: Option<watch::Receiver<Health>>,
+    /// The terminal's address the last start was sent to.
+    pub start_address: Option<String>,
+    /// Which transports this transaction's start was sent on.
+    pub tried: Vec<bool>,
 }
 
 impl Supervisor {
@@ -93,6 +106,7 @@ impl Supervisor {
     pub async fn run(mut self, shutdown: CancellationToken) -> TxnResult {
         let started = Instant::now();
         let timing = self.timing.clone();
+        let route_health = self.health.clone();
         let mut health = self.health.take();
         let mut d = Driver {
             sup: self,
@@ -106,6 +120,11 @@ impl Supervisor {
             lookup_at: None,
             last_note: None,
             shutdown: shutdown.clone(),
+            route_check_at: None,
+            window_at: None,
+            route_health,
+            start_address: None,
+            tried: Vec::new(),
         };
         let deadline = tokio::time::sleep_until(d.deadline);
         tokio::pin!(deadline);
@@ -122,6 +141,7 @@ impl Supervisor {
         while d.sup.machine.phase != Phase::Done {
             let waiting = d.sup.machine.phase == Phase::Waiting;
             let (reconcile_at, lookup_at) = (d.reconcile_at, d.lookup_at);
+            let (route_at, window_at) = (d.route_check_at, d.window_at);
             let event = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -154,6 +174,20 @@ impl Supervisor {
                         continue;
                     }
                 },
+                _ = sleep_until_opt(route_at), if route_at.is_some() => match d.usable_route() {
+                    Some(to) => {
+                        d.route_check_at = None;
+                        Event::RouteAvailable(to)
+                    }
+                    None => {
+                        d.route_check_at = Some(Instant::now() + ROUTE_CHECK_INTERVAL);
+                        continue;
+                    }
+                },
+                _ = sleep_until_opt(window_at), if window_at.is_some() => {
+                    d.window_at = None;
+                    Event::DeliveryWindowOver
+                }
                 _ = &mut deadline, if waiting => Event::Deadline,
                 _ = ticker.tick(), if waiting => Event::PollDue,
                 _ = sleep_until_opt(reconcile_at), if reconcile_at.is_some() => {
@@ -219,6 +253,13 @@ impl Driver {
             Action::Poll => self.spawn_poll(),
             Action::Lookup => self.spawn_lookup(),
             Action::LookupIn(after) => self.lookup_at = Some(Instant::now() + after),
+            Action::AwaitRoute => {
+                let now = Instant::now();
+                self.route_check_at = Some(now);
+                if self.window_at.is_none() {
+                    self.window_at = Some(now + self.sup.delivery_window);
+                }
+            }
             Action::Resend => {
                 self.spawn_start();
                 self.note_sent().await;
@@ -253,6 +294,26 @@ impl Driver {
         }
     }
 
+    /// The route a start that was not delivered can take now (`machine::route_for`).
+    fn usable_route(&self) -> Option<usize> {
+        let health = self.route_health.as_ref().map(|h| h.borrow().clone());
+        let routes = Routes {
+            fallback_usable: self.sup.transports.get(1).is_some_and(|t| t.usable()),
+            address_moved: health
+                .as_ref()
+                .zip(self.start_address.as_ref())
+                .is_some_and(|(h, sent_to)| h.address != *sent_to),
+            direct_not_down: health.is_none_or(|h| h.state != LinkState::Down),
+            other_untried: self.sup.transports.len() > 1
+                && !self
+                    .tried
+                    .get(1 - self.sup.machine.active.min(1))
+                    .copied()
+                    .unwrap_or(false),
+        };
+        route_for(self.sup.machine.active, self.sup.transports.len(), routes)
+    }
+
     /// The transport the machine has this transaction on.
     pub(super) fn transport(&self) -> Arc<dyn Transport> {
         let i = self
@@ -269,7 +330,12 @@ impl Driver {
             return;
         };
         let from = self.sup.result.transport.clone().unwrap_or_default();
-        self.sup.active.store(to, Ordering::Relaxed);
+        if let Some(before) = self.sup.active.switch(to) {
+            let (journal, device) = (&self.sup.journal, &self.sup.request.device_id);
+            let why = format!("{why}, during {}", self.sup.request.transaction_id);
+            super::router::record_switch(journal, device, &self.sup.transports, before, to, &why)
+                .await;
+        }
         self.sup.result.transport = Some(name.to_string());
         self.sup
             .counters

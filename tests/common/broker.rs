@@ -62,9 +62,16 @@ impl Broker {
     /// Issues the broker (127.0.0.1) and device certificates into the World's PKI,
     /// writes the config and starts mosquitto on a free loopback port.
     pub async fn start(world: &World) -> Broker {
+        Broker::start_on(world, "127.0.0.1".parse().unwrap()).await
+    }
+
+    /// The same on `ip` (e.g. the test's end of a namespace LAN, so a simulator in
+    /// the namespace reaches it too); its certificate names `ip` and 127.0.0.1.
+    pub async fn start_on(world: &World, ip: std::net::IpAddr) -> Broker {
         let certs = world.certs();
         if !certs.join(pki::BROKER_CERT).exists() {
-            pki::issue_broker(&certs, &["127.0.0.1".parse().unwrap()], &[], false).unwrap();
+            let ips = [ip, "127.0.0.1".parse().unwrap()];
+            pki::issue_broker(&certs, &ips, &[], false).unwrap();
         }
         let device = certs.join(format!("device-{}.pem", super::DEVICE));
         if !device.exists() {
@@ -72,7 +79,7 @@ impl Broker {
         }
         // mosquitto is a process of its own and binds by port number; the held port
         // (SO_REUSEADDR, like mosquitto's listener) stays ours across restarts.
-        let hold = PortHold::loopback();
+        let hold = PortHold::on(std::net::SocketAddr::new(ip, 0));
         let addr = hold.addr;
         let port = addr.port();
         let acl = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mosquitto/acl");
@@ -83,7 +90,7 @@ impl Broker {
                 "per_listener_settings false\nallow_anonymous false\n\
                  # Run as whoever runs the tests (mosquitto would switch from root to its own user).\n\
                  user {user}\n\
-                 listener {port} 127.0.0.1\n\
+                 listener {port} {ip}\n\
                  cafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
                  require_certificate true\nuse_identity_as_username true\n\
                  acl_file {acl}\npersistence false\nset_tcp_nodelay true\n\

@@ -97,6 +97,8 @@ pub enum Fault {
     DropAll,
     DropIcmp,
     ResetTcp(u16),
+    /// Silently drops what comes in for one TCP port (other traffic, MQTT included, flows).
+    DropTcp(u16),
     /// Random loss in both directions, in percent.
     Loss(u8),
 }
@@ -248,6 +250,7 @@ impl Host {
                 format!("tcp dport {port} reject with tcp reset"),
                 String::new(),
             ),
+            Fault::DropTcp(port) => (format!("tcp dport {port} drop"), String::new()),
             Fault::Loss(pct) => {
                 let rule = format!("numgen random mod 100 < {pct} drop");
                 (rule.clone(), rule)

@@ -346,6 +346,10 @@ impl Transport for Mqtt {
         })
     }
 
+    fn usable(&self) -> bool {
+        self.link.session.is_connected() && self.link.presence(&self.device_id) == Presence::Online
+    }
+
     fn describe(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({
             "transport": "mqtt",
