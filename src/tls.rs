@@ -131,6 +131,11 @@ pub fn describe_handshake_error(err: &io::Error) -> String {
         ) => {
             format!("certificate is not valid for the name {TERMINAL_SERVER_NAME}")
         }
+        rustls::Error::InvalidCertificate(C::Other(_)) if is_name_constraint_violation(tls) => {
+            "certificate names a host or address outside what the CA may vouch for (its name \
+             constraints)"
+                .into()
+        }
         rustls::Error::InvalidCertificate(C::Revoked) => "certificate is revoked".into(),
         rustls::Error::InvalidCertificate(C::ApplicationVerificationFailure) => {
             "certificate's public key matches no terminalPin".into()
@@ -138,4 +143,11 @@ pub fn describe_handshake_error(err: &io::Error) -> String {
         rustls::Error::InvalidCertificate(other) => format!("certificate rejected: {other:?}"),
         other => format!("TLS handshake failed: {other}"),
     }
+}
+
+/// A leaf for a name or address the issuing CA's name constraints do not permit
+/// (webpki reports it as an `Other` certificate error).
+pub fn is_name_constraint_violation(err: &rustls::Error) -> bool {
+    matches!(err, rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))
+        if format!("{o:?}").contains("NameConstraintViolation"))
 }

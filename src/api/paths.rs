@@ -1,23 +1,17 @@
-//! The route table of the integrator API: every path the server answers, its methods and
-//! whether it needs the API key. The router matches requests against it (404 for a path
+//! The route table of the integrator API: every path the server answers and its methods. The router matches requests against it (404 for a path
 //! not in it, 405 with `Allow` for a method not listed), and `tests/contract.rs` checks
-//! that `openapi.json` documents exactly these routes, both ways.
+//! that `openapi.json` documents exactly these routes, both ways. Who may call a route
+//! (keys, origins) is `guard`'s rule, checked against the document by the same test.
 
 /// One route: a path template as OpenAPI writes it (`{name}` for a parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub template: &'static str,
     pub methods: &'static [&'static str],
-    /// Needs `Authorization: Bearer KEY` when the config sets `apiKey`.
-    pub auth: bool,
 }
 
-const fn route(template: &'static str, methods: &'static [&'static str], auth: bool) -> Route {
-    Route {
-        template,
-        methods,
-        auth,
-    }
+const fn route(template: &'static str, methods: &'static [&'static str]) -> Route {
+    Route { template, methods }
 }
 
 pub const STATUS_PAGE: &str = "/";
@@ -43,22 +37,22 @@ const POST: &[&str] = &["POST"];
 /// Every route of the API. A literal segment wins over a parameter, so the order
 /// here does not matter.
 pub const ROUTES: &[Route] = &[
-    route(STATUS_PAGE, GET, false),
-    route(OPENAPI, GET, false),
-    route(METRICS, GET, false),
-    route(HEALTHZ, GET, false),
-    route(VERSION, GET, false),
-    route(SALE, POST, true),
-    route(REFUND, POST, true),
-    route(VOID, POST, true),
-    route(TRANSACTIONS, GET, true),
-    route(TRANSACTION, GET, true),
-    route(EVENTS, GET, true),
-    route(CANCEL, POST, true),
-    route(RESOLVE, POST, true),
-    route(TERMINALS, GET, true),
-    route(TERMINAL, GET, true),
-    route(REPORT, GET, true),
+    route(STATUS_PAGE, GET),
+    route(OPENAPI, GET),
+    route(METRICS, GET),
+    route(HEALTHZ, GET),
+    route(VERSION, GET),
+    route(SALE, POST),
+    route(REFUND, POST),
+    route(VOID, POST),
+    route(TRANSACTIONS, GET),
+    route(TRANSACTION, GET),
+    route(EVENTS, GET),
+    route(CANCEL, POST),
+    route(RESOLVE, POST),
+    route(TERMINALS, GET),
+    route(TERMINAL, GET),
+    route(REPORT, GET),
 ];
 
 /// A request path matched to its route, with the parameters in template order.

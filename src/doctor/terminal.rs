@@ -199,6 +199,9 @@ fn tls_problem(err: &std::io::Error) -> (String, &'static str) {
         )) => {
             "install a terminal certificate for instorepaymentapi.globalpayments.es (ecrlink certs init writes one)"
         }
+        Some(e) if crate::tls::is_name_constraint_violation(e) => {
+            "install a terminal certificate for instorepaymentapi.globalpayments.es (ecrlink certs init writes one)"
+        }
         _ => "check that the terminal's payment app serves HTTPS on this port",
     };
     (what, fix)
