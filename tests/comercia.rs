@@ -215,6 +215,25 @@ async fn a_lost_payment_answer_is_decided_by_status_never_resent() {
 }
 
 #[tokio::test]
+async fn a_status_answer_about_another_order_is_never_adopted() {
+    let s = Store::open(json!({}));
+    let t = s.comercia_terminal();
+    let gw = s.gateway();
+    let (_, r) = gw.post("/v1/sale", &sale_on(COMERCIA, "WR-0", 1001)).await;
+    assert_eq!(r["status"], "declined");
+    set_faults(&t, json!({"wrongAnswer": true})).await;
+    let (_, r) = gw.post("/v1/sale", &sale_on(COMERCIA, "WR-1", 1000)).await;
+    assert_eq!(
+        (r["transactionId"].clone(), r["status"].clone()),
+        (json!("WR-1"), json!("approved")),
+        "{r}"
+    );
+    let (_, events) = gw.get("/v1/transactions/WR-1/events").await;
+    assert!(events.to_string().contains("answer_mismatch"), "{events}");
+    assert_eq!(starts(&t, "WR-1").await, 1);
+}
+
+#[tokio::test]
 async fn a_duplicated_order_913_is_looked_up_not_charged_again() {
     let s = Store::open(json!({}));
     let t = s.comercia_terminal();

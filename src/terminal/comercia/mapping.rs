@@ -148,7 +148,12 @@ pub fn result(
     status: TxnStatus,
 ) -> TxnResult {
     let mut r = TxnResult::pending(req, kind, now_rfc3339());
-    r.transaction_id = answer.order_id.clone().unwrap_or_default();
+    // An answer naming another order is a mismatch; one naming none is about the order
+    // asked for (the ticket's amount is still checked).
+    r.transaction_id = answer
+        .order_id
+        .clone()
+        .unwrap_or_else(|| req.transaction_id.clone());
     r.status = status;
     r.result_code =
         Some(read_code(&answer.result_code).map_or_else(String::new, |c| c.to_string()));
