@@ -182,6 +182,24 @@ pub fn receipt(ticket: &Map<String, Value>) -> Map<String, Value> {
     kept
 }
 
+/// Masks every `CardNumber` anywhere in `value` (the session report passed through to
+/// the POS): no more than first 6 / last 4 digits leave the gateway, whatever the
+/// terminal wrote.
+pub fn mask_card_numbers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(pan) if key == "CardNumber" => *pan = masked(pan),
+                    other => mask_card_numbers(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_card_numbers),
+        _ => {}
+    }
+}
+
 /// `pan` when it shows no more than the first six and last four digits, else masked
 /// to that: a terminal that sends a full number never gets it into a log or journal.
 pub fn masked(pan: &str) -> String {

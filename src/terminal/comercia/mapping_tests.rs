@@ -175,3 +175,13 @@ fn an_answer_about_another_order_keeps_that_orders_id() {
         ("T1", Some("190"))
     );
 }
+
+#[test]
+fn a_report_never_passes_a_full_card_number_on() {
+    let mut report = json!({"payments": [{"CardNumber": "4761739001010010", "Amount": "1.00"}],
+                            "refunds": [{"CardNumber": "476173******0010"}], "CardNumber": 7});
+    mask_card_numbers(&mut report);
+    assert_eq!(report["payments"][0]["CardNumber"], "476173******0010");
+    assert_eq!(report["payments"][0]["Amount"], "1.00");
+    assert_eq!(report["refunds"][0]["CardNumber"], "476173******0010");
+}
