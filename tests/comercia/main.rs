@@ -403,3 +403,27 @@ fn config_keys_of_the_profile() {
         .to_string();
     assert!(err.contains("comercia-pos"), "{err}");
 }
+
+#[test]
+fn a_missing_vendor_ca_stops_serve_naming_the_terminal() {
+    let w = World::new();
+    let lane = json!({"deviceId": COMERCIA, "terminalIp": "127.0.0.1", "profile": "comercia-pos",
+        "serverName": VENDOR_NAME, "caCert": w.path("no-such/ca.pem")});
+    let mut config = w.gateway_config("127.0.0.1:9".parse().unwrap(), json!({"terminals": [lane]}));
+    let map = config.as_object_mut().unwrap();
+    map.remove("terminalIp");
+    map.remove("deviceId");
+    let path = w.path("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = std::process::Command::new(ecrlink_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(COMERCIA) && err.contains("caCert") && err.contains("no-such"),
+        "{err}"
+    );
+}
