@@ -127,9 +127,12 @@ fn start(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &json!({"resultMessage": "the terminal could not complete the request"}),
         )),
-        AnswerFault::None | AnswerFault::Wrong => {
+        AnswerFault::Wrong => {
+            // Stays armed for `status`: the verdict of this order is told as the one before it.
+            lock(&sim.faults).wrong_answer = true;
             Ok(answer(Some(&id), 1001, "operation in progress"))
         }
+        AnswerFault::None => Ok(answer(Some(&id), 1001, "operation in progress")),
     }
 }
 
@@ -148,6 +151,14 @@ fn status(sim: &Sim, id: &str) -> HandlerResult {
     if error_now {
         let body = json!({"resultMessage": "the terminal's transaction store is not available"});
         return Ok(json(StatusCode::SERVICE_UNAVAILABLE, &body));
+    }
+    let final_now = state.get(id).is_some_and(|r| r.result.status.is_final());
+    if final_now && std::mem::take(&mut lock(&sim.faults).wrong_answer) {
+        let other = state.previous(id).map(|r| verdict(sim, r));
+        let other =
+            other.unwrap_or_else(|| json!({"orderId": format!("{id}-OTHER"), "resultCode": 190}));
+        tracing::info!(order_id = %id, answered = %other["orderId"], "fault: status of another order");
+        return Ok(json(StatusCode::OK, &other));
     }
     Ok(match state.get(id) {
         Some(record) if state.written(id, late) => json(StatusCode::OK, &verdict(sim, record)),

@@ -115,8 +115,9 @@ impl ComerciaClient {
                 self.call_timeout,
             )
             .await?;
-        let value: Value = serde_json::from_slice(&body)
+        let mut value: Value = serde_json::from_slice(&body)
             .map_err(|e| TerminalError::Protocol(format!("/v1/reporting/details: {e}")))?;
+        super::mapping::mask_card_numbers(&mut value);
         self.check_source(&value)?;
         match status {
             StatusCode::OK => Ok(value),

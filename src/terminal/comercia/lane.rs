@@ -17,11 +17,11 @@ use crate::transport::Transport;
 
 /// A lane's vendor CA could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("terminals {device}: caCert {path}: {source}")]
+#[error("terminals {device}: caCert {path}: {reason}")]
 pub struct LaneTlsError {
     pub device: String,
     pub path: String,
-    pub source: TlsError,
+    pub reason: TlsError,
 }
 
 /// Each `comercia-pos` terminal's client TLS config, trusting only its `caCert`.
@@ -31,10 +31,10 @@ pub fn lane_tls(
     let mut all = HashMap::new();
     for t in terminals {
         let Some(c) = &t.comercia else { continue };
-        let config = tls::client_config(&c.ca_cert, None).map_err(|source| LaneTlsError {
+        let config = tls::client_config(&c.ca_cert, None).map_err(|reason| LaneTlsError {
             device: t.device_id.clone(),
             path: c.ca_cert.display().to_string(),
-            source,
+            reason,
         })?;
         all.insert(t.device_id.clone(), config);
     }

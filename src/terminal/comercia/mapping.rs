@@ -148,7 +148,12 @@ pub fn result(
     status: TxnStatus,
 ) -> TxnResult {
     let mut r = TxnResult::pending(req, kind, now_rfc3339());
-    r.transaction_id = answer.order_id.clone().unwrap_or_default();
+    // An answer naming another order is a mismatch; one naming none is about the order
+    // asked for (the ticket's amount is still checked).
+    r.transaction_id = answer
+        .order_id
+        .clone()
+        .unwrap_or_else(|| req.transaction_id.clone());
     r.status = status;
     r.result_code =
         Some(read_code(&answer.result_code).map_or_else(String::new, |c| c.to_string()));
@@ -175,6 +180,24 @@ pub fn receipt(ticket: &Map<String, Value>) -> Map<String, Value> {
         *pan = masked(pan);
     }
     kept
+}
+
+/// Masks every `CardNumber` anywhere in `value` (the session report passed through to
+/// the POS): no more than first 6 / last 4 digits leave the gateway, whatever the
+/// terminal wrote.
+pub fn mask_card_numbers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(pan) if key == "CardNumber" => *pan = masked(pan),
+                    other => mask_card_numbers(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_card_numbers),
+        _ => {}
+    }
 }
 
 /// `pan` when it shows no more than the first six and last four digits, else masked

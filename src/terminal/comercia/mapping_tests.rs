@@ -160,3 +160,28 @@ fn voids_and_other_currencies_are_refused_naming_the_profile() {
     assert_eq!(refusal(TxnKind::Sale, &req(100)), None);
     assert_eq!(refusal(TxnKind::Refund, &req(100)), None);
 }
+
+#[test]
+fn an_answer_about_another_order_keeps_that_orders_id() {
+    let other: Answer = serde_json::from_value(json!({"orderId": "T9", "resultCode": 0})).unwrap();
+    assert_eq!(
+        result(TxnKind::Sale, &req(100), &other, TxnStatus::Approved).transaction_id,
+        "T9"
+    );
+    let unnamed: Answer = serde_json::from_value(json!({"resultCode": 190})).unwrap();
+    let r = result(TxnKind::Sale, &req(100), &unnamed, TxnStatus::Declined);
+    assert_eq!(
+        (r.transaction_id.as_str(), r.result_code.as_deref()),
+        ("T1", Some("190"))
+    );
+}
+
+#[test]
+fn a_report_never_passes_a_full_card_number_on() {
+    let mut report = json!({"payments": [{"CardNumber": "4761739001010010", "Amount": "1.00"}],
+                            "refunds": [{"CardNumber": "476173******0010"}], "CardNumber": 7});
+    mask_card_numbers(&mut report);
+    assert_eq!(report["payments"][0]["CardNumber"], "476173******0010");
+    assert_eq!(report["payments"][0]["Amount"], "1.00");
+    assert_eq!(report["refunds"][0]["CardNumber"], "476173******0010");
+}

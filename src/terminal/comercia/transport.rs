@@ -247,3 +247,30 @@ impl Transport for Comercia {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::client::ClientError;
+
+    #[test]
+    fn after_the_request_went_out_no_error_can_say_not_sent() {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let refused = TerminalError::NotDelivered(ClientError::Unreachable {
+            addr,
+            reason: "refused".into(),
+        });
+        assert!(refused.not_delivered());
+        assert!(!delivered(refused).not_delivered());
+        let busy = TerminalError::Rejected {
+            status: 409,
+            code: "terminal_busy".into(),
+            message: String::new(),
+        };
+        let after = delivered(busy);
+        assert!(
+            matches!(after, TerminalError::Protocol(_)),
+            "a refusal after sending is no refusal: {after:?}"
+        );
+    }
+}

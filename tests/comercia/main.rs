@@ -2,8 +2,12 @@
 //! terminals (`sim` and `sim --profile comercia-pos` with a vendor CA made by `certs
 //! vendor-ca`), sales and refunds by amount, a lost payment answer, a duplicated order,
 //! a wrong `X-SOURCE`, certificates for another name or from ecrlink's own CA, the
-//! calls the profile refuses, its report, amounts around rounding edges, a restart.
+//! calls the profile refuses, its report, amounts around rounding edges; `safety`: what
+//! may have been delivered is only asked about (lost answer, another order's verdict,
+//! `913`, busy `1001`+`602`, a restart).
+#[path = "../common/mod.rs"]
 mod common;
+mod safety;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -192,80 +196,6 @@ async fn both_profiles_sell_and_refund_by_amount() {
 }
 
 #[tokio::test]
-async fn a_lost_payment_answer_is_decided_by_status_never_resent() {
-    let s = Store::open(json!({}));
-    let t = s.comercia_terminal();
-    set_faults(&t, json!({"dropResponses": 1})).await;
-    let (st, r) = s
-        .gateway()
-        .post("/v1/sale", &sale_on(COMERCIA, "LOST-1", 2000))
-        .await;
-    assert_eq!(
-        (st, r["status"].clone()),
-        (StatusCode::OK, json!("approved")),
-        "{r}"
-    );
-    assert_eq!(starts(&t, "LOST-1").await, 1);
-    assert!(
-        sim_stats(&t).await["lookupRequests"]["LOST-1"]
-            .as_u64()
-            .unwrap()
-            >= 1
-    );
-}
-
-#[tokio::test]
-async fn a_duplicated_order_913_is_looked_up_not_charged_again() {
-    let s = Store::open(json!({}));
-    let t = s.comercia_terminal();
-    // The order already reached the terminal (another path, an earlier life).
-    let (_, first) = t
-        .post(
-            "/v1/transactions/payment",
-            &json!({"orderId": "DUP-1", "amount": "12.50"}),
-        )
-        .await;
-    assert_eq!(first["resultCode"], 1001, "{first}");
-    let (st, r) = s
-        .gateway()
-        .post("/v1/sale", &sale_on(COMERCIA, "DUP-1", 1250))
-        .await;
-    assert_eq!(
-        (st, r["status"].clone()),
-        (StatusCode::OK, json!("approved")),
-        "{r}"
-    );
-    let stats = sim_stats(&t).await;
-    assert_eq!(stats["transactions"], 1, "one charge: {stats}");
-    assert_eq!(
-        stats["startRequests"]["DUP-1"], 2,
-        "the gateway's request met 913"
-    );
-}
-
-#[tokio::test]
-async fn a_terminal_busy_with_another_order_is_a_409_refusal() {
-    let s = Store::open(json!({}));
-    let t = s.comercia_terminal();
-    set_faults(&t, json!({"holdPayments": true})).await;
-    let (_, other) = t
-        .post(
-            "/v1/transactions/payment",
-            &json!({"orderId": "OTHER", "amount": "1.00"}),
-        )
-        .await;
-    assert_eq!(other["resultCode"], 1001);
-    let (st, r) = s
-        .gateway()
-        .post("/v1/sale", &sale_on(COMERCIA, "BUSY-1", 700))
-        .await;
-    assert_eq!(st, StatusCode::CONFLICT, "{r}");
-    assert_eq!(r["error"]["code"], "terminal_busy", "{r}");
-    set_faults(&t, json!({})).await;
-    assert_eq!(sim_stats(&t).await["transactions"], 1, "BUSY-1 never ran");
-}
-
-#[tokio::test]
 async fn a_wrong_x_source_is_a_configuration_error_naming_the_terminal() {
     let s = Store::open(json!({"source": "NOT-OURS"}));
     let (_, r) = s
@@ -407,50 +337,6 @@ async fn amounts_cross_the_wire_exactly_around_rounding_edges() {
     }
 }
 
-#[tokio::test]
-async fn a_payment_in_flight_at_a_gateway_restart_is_asked_about_not_resent() {
-    let mut s = Store::open(json!({}));
-    let t = s.comercia_terminal();
-    set_faults(&t, json!({"holdPayments": true})).await;
-    let gw = s.gateway();
-    let sale = tokio::spawn(async move {
-        gw.call(
-            hyper::Method::POST,
-            "/v1/sale",
-            Some(serde_json::to_vec(&sale_on(COMERCIA, "RST-1", 3300)).unwrap()),
-        )
-        .await
-    });
-    eventually(Duration::from_secs(10), "RST-1 at the terminal", || async {
-        (starts(&t, "RST-1").await == 1).then_some(())
-    })
-    .await;
-    s.gw.kill();
-    let _ = sale.await;
-    set_faults(&t, json!({})).await;
-    let config: Vec<_> = std::fs::read_dir(s.w.dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("config-")
-        })
-        .collect();
-    let config: Value = serde_json::from_slice(&std::fs::read(&config[0]).unwrap()).unwrap();
-    s.gw = s.w.gateway(&config);
-    let gw = s.gateway();
-    let r = eventually(Duration::from_secs(15), "RST-1 reconciled", || async {
-        let (_, r) = gw.get("/v1/transactions/RST-1").await;
-        (r["status"] == "approved").then_some(r)
-    })
-    .await;
-    assert_eq!(r["receipt"]["Amount"], "33.00");
-    assert_eq!(starts(&t, "RST-1").await, 1, "never sent again");
-}
-
 #[test]
 fn config_keys_of_the_profile() {
     let lanes = |lane: Value| {
@@ -516,4 +402,28 @@ fn config_keys_of_the_profile() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("comercia-pos"), "{err}");
+}
+
+#[test]
+fn a_missing_vendor_ca_stops_serve_naming_the_terminal() {
+    let w = World::new();
+    let lane = json!({"deviceId": COMERCIA, "terminalIp": "127.0.0.1", "profile": "comercia-pos",
+        "serverName": VENDOR_NAME, "caCert": w.path("no-such/ca.pem")});
+    let mut config = w.gateway_config("127.0.0.1:9".parse().unwrap(), json!({"terminals": [lane]}));
+    let map = config.as_object_mut().unwrap();
+    map.remove("terminalIp");
+    map.remove("deviceId");
+    let path = w.path("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = std::process::Command::new(ecrlink_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(COMERCIA) && err.contains("caCert") && err.contains("no-such"),
+        "{err}"
+    );
 }
