@@ -15,6 +15,9 @@ use common::*;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
+/// A gateway listening beyond loopback needs a key (issue 16).
+const LAN_KEY: &str = "lan-test-key";
+
 async fn terminal_view(c: &Client) -> Value {
     let (st, t) = c.get(&format!("/v1/terminals/{DEVICE}")).await;
     assert_eq!(st, StatusCode::OK, "{t}");
@@ -158,7 +161,7 @@ async fn stale_terminal_ip_first_sale_is_approved_at_the_address_mdns_announces(
     assert_ne!(stale, terminal.ip);
     let mut config = w.gateway_config(
         SocketAddr::new(stale.into(), port),
-        json!({"url": gw_host.ip.to_string(), "staticIptimeOut": 5, "pollSeconds": 1,
+        json!({"url": gw_host.ip.to_string(), "apiKey": LAN_KEY, "staticIptimeOut": 5, "pollSeconds": 1,
                "mdns": {"enabled": true, "interfaces": [terminal.peer_ifname, impostor.peer_ifname]}}),
     );
     config["journal"] = json!(w.path("stale.db"));
@@ -168,7 +171,7 @@ async fn stale_terminal_ip_first_sale_is_approved_at_the_address_mdns_announces(
         &["serve".into(), "--config".into(), cfg.display().to_string()],
         &w.path("gw-stale.log"),
     );
-    let c = w.gateway_client(gw.addr);
+    let c = Client(w.gateway_client(gw.addr).0.with_bearer(LAN_KEY));
     // The first sale, right after start-up.
     let t0 = Instant::now();
     let (st, r) = c.post("/v1/sale", &sale("STALE-1", 1000)).await;

@@ -16,8 +16,8 @@ use super::types::{Profile, StartTechnology, check_mode};
 use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
 use crate::constants::{
-    DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
-    DEFAULT_PROBE_CONFIRM as PROBE_CONFIRM, DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_PROBE_CONFIRM as PROBE_CONFIRM,
+    DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
 };
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
@@ -272,7 +272,6 @@ fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Op
         client_identity: identity?.or_else(|| lane.client_identity.clone()),
     })
 }
-
 
 type ComerciaKeys = (
     Option<Lenient<String>>,

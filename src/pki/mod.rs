@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 pub use issue::{Ca, Leaf, LeafSpec, Usage};
 pub use renew::renew;
 pub use show::{CertSummary, fingerprint_sha256, not_after, show, summarize};
-pub use vendor::vendor_ca;
 pub use store::{
     BROKER_CERT, BROKER_KEY, InitOptions, init, init_with_ca_out, issue_broker, issue_device,
 };
+pub use vendor::vendor_ca;
 
 /// The CA certificate (PEM); the file clients are told to trust.
 pub const CA_CERT: &str = "ca.pem";

@@ -32,7 +32,10 @@ pub fn vendor_ca(
         });
     }
     // ecrlink's name constraints, widened to the vendor name (a stand-in CA only).
-    let ca = Ca::generate_for(&format!("vendor CA for {name} (not ecrlink's)"), &[name.to_string()])?;
+    let ca = Ca::generate_for(
+        &format!("vendor CA for {name} (not ecrlink's)"),
+        &[name.to_string()],
+    )?;
     let leaf = ca.issue(&LeafSpec::server(name, &[name.to_string()], ips))?;
     create_private_dir(dir)?;
     let contents = [

@@ -2,8 +2,8 @@
 //! HTTPS, card outcomes chosen by amount, and fault knobs for the tests. It is a
 //! separate command; `serve` never exposes any of it.
 
-mod comercia;
 mod card;
+mod comercia;
 mod fleet;
 mod mqtt;
 mod routes;
