@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod constants;
 pub mod demo;
+pub mod fuzzing;
 pub mod http;
 pub mod journal;
 pub mod pin;
