@@ -51,7 +51,7 @@ port=${gw##*:}
 echo "+ sslyze --mozilla_config=intermediate --certinfo_ca_file ca.pem localhost:$port{127.0.0.1}"
 out=$("$venv/bin/sslyze" --mozilla_config=intermediate --certinfo_ca_file "$tmp/certs/ca.pem" \
   "localhost:$port{127.0.0.1}" 2>&1 || true)
-echo "$out" | sed -n '/COMPLIANCE AGAINST MOZILLA/,$p'
+echo "$out" | grep -iE "compliant|mozilla|scan" || true
 if echo "$out" | grep -q "OK - Compliant"; then
   echo "sslyze: Mozilla intermediate: compliant"
 else
