@@ -12,9 +12,7 @@ use crate::api::guard::{self, Access};
 use crate::api::validate::{parse_payment, parse_resolution};
 use crate::config::{self, Overrides};
 use crate::terminal::client::{Lookup, TerminalError};
-use crate::terminal::wire::{
-    CancelAnswer, Current, ErrorBody, PaymentRequest, TxnKind, TxnResult,
-};
+use crate::terminal::wire::{CancelAnswer, Current, ErrorBody, PaymentRequest, TxnKind, TxnResult};
 use crate::transport::mqtt::wire::MqttResponse;
 use crate::txn::classify;
 

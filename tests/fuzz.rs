@@ -81,7 +81,12 @@ async fn random_bodies_to_a_running_gateway_are_never_a_5xx() {
     let c = w.gateway_client(gw.addr);
     let mut runner = TestRunner::deterministic();
     let strategy = bytes();
-    let paths = ["/v1/sale", "/v1/refund", "/v1/void", "/v1/transactions/F-1/resolve"];
+    let paths = [
+        "/v1/sale",
+        "/v1/refund",
+        "/v1/void",
+        "/v1/transactions/F-1/resolve",
+    ];
     let mut admitted = 0;
     for i in 0..cases().min(300) {
         let body = strategy.new_tree(&mut runner).unwrap().current();
@@ -92,7 +97,11 @@ async fn random_bodies_to_a_running_gateway_are_never_a_5xx() {
     }
     // A valid sale still goes through afterwards, charged once.
     let (st, r) = c.post("/v1/sale", &sale("FUZZ-OK", 1000)).await;
-    assert_eq!((st, r["status"].as_str()), (StatusCode::OK, Some("approved")), "{r}");
+    assert_eq!(
+        (st, r["status"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{r}"
+    );
     let stats = sim_stats(&w.terminal_client(sim.addr)).await;
     assert_eq!(stats["requests"], admitted + 1, "{stats}");
 }
