@@ -15,6 +15,7 @@ pub mod constants;
 pub mod demo;
 pub mod doctor;
 pub mod histogram;
+pub mod fuzzing;
 pub mod http;
 pub mod journal;
 pub mod log_format;

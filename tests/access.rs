@@ -133,11 +133,45 @@ async fn a_listed_origin_gets_its_preflight_and_its_call() {
         heads.contains("access-control-allow-origin: https://pos.example.com"),
         "{heads}"
     );
+    // Refused for want of a key, the listed page may still read why.
+    let head = format!(
+        "POST /v1/sale HTTP/1.1\r\n{host}\r\nOrigin: https://pos.example.com\r\nContent-Type: application/json"
+    );
+    let (st, heads, err) = raw(&w, gw.addr, &head, &sale_text("CORS-2")).await;
+    assert_eq!(
+        (st, err["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{err}"
+    );
+    assert!(
+        heads.contains("access-control-allow-origin: https://pos.example.com"),
+        "{heads}"
+    );
     // Another origin's preflight is refused, and gets no CORS grant.
     let head = format!("OPTIONS /v1/sale HTTP/1.1\r\n{host}\r\nOrigin: https://evil.example");
     let (st, heads, _) = raw(&w, gw.addr, &head, "").await;
     assert_eq!(st, 403);
     assert!(!heads.contains("access-control-allow-origin"), "{heads}");
+}
+
+/// Runs `ecrlink serve --config PATH`, which must exit (refusing) within 30 s; a gateway
+/// that starts instead is killed, and the caller's assertions say why.
+fn serve_exits(path: &Path) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecrlink"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
 }
 
 fn serve_refused(w: &World, extra: Value) -> String {
@@ -300,12 +334,8 @@ async fn keys_and_journal_are_private_and_expiry_is_reported() {
     let path = w.path("exposed-key.json");
     let config = w.gateway_config(sim.addr, json!({"journal": w.path("j3.db")}));
     std::fs::write(&path, config.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ecrlink"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
+    let (success, said) = serve_exits(&path);
+    assert!(!success, "{said}");
     assert!(
         said.contains("gateway.key") && said.contains("chmod 600"),
         "{said}"

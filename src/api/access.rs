@@ -43,9 +43,20 @@ pub(super) fn admit(
     api: &Api,
     req: Request<Incoming>,
 ) -> Result<(Request<Incoming>, Option<String>), Response<Body>> {
+    // A listed origin may read its refusal too (a browser hides an answer without CORS).
+    let listed = req
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .and_then(guard::normalize_origin)
+        .filter(|o| api.access.cors_origins.contains(o));
     let refuse = |why: Refusal| {
         api.refused.count(&why);
-        why.into_response()
+        let mut resp = why.into_response();
+        if let Some(origin) = &listed {
+            guard::allow_origin(&mut resp, origin);
+        }
+        resp
     };
     let headers = req.headers();
     if req.method() == Method::OPTIONS && headers.contains_key(hyper::header::ORIGIN) {

@@ -97,12 +97,21 @@ pub fn access(config: &Config) -> Access {
     }
 }
 
-/// The certificate folder's checks (`pki::checks`), with the MQTT client key too.
+/// The certificate folder's checks (`pki::checks`) on every key this gateway uses: its
+/// API key, the MQTT client key, the terminals' client keys.
 pub fn check_files(config: &Config) -> Result<Vec<pki::checks::Expiry>, pki::PkiError> {
-    let keys: Vec<_> = config
+    let mut keys: Vec<_> = config
         .fallback
         .iter()
         .map(|m| m.client_key.clone())
         .collect();
+    if config.ssl {
+        keys.push(config.certs_dir.join(pki::GATEWAY_KEY));
+    }
+    let lanes = config
+        .terminals
+        .iter()
+        .filter_map(|t| t.client_identity.as_ref());
+    keys.extend(lanes.map(|(_, key)| key.clone()));
     pki::checks::check_serving(&config.certs_dir, &keys)
 }

@@ -16,15 +16,13 @@ pub struct Expiry {
     pub not_after: OffsetDateTime,
 }
 
-/// Refuses any of `keys` (and every `*.key` in `dir`) that group or others may read;
-/// warns when `ca.key` sits in `dir`; returns every certificate's expiry, warning about
-/// those with less than [`CERT_EXPIRY_WARNING`] left.
+/// Refuses any of `keys` (the ones this gateway uses) and `dir/ca.key` when group or
+/// others may read them; warns when `ca.key` sits in `dir`; returns every certificate's
+/// expiry, warning about those with less than [`CERT_EXPIRY_WARNING`] left. A broker's
+/// or device's key in the folder is not checked: it may be shared with their user.
 pub fn check_serving(dir: &Path, keys: &[PathBuf]) -> Result<Vec<Expiry>, PkiError> {
     let mut all: Vec<PathBuf> = keys.to_vec();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        let found = entries.flatten().map(|e| e.path());
-        all.extend(found.filter(|p| p.extension().is_some_and(|e| e == "key")));
-    }
+    all.push(dir.join(CA_KEY));
     for key in all.iter().filter(|k| k.exists()) {
         key_is_private(key)?;
     }

@@ -56,6 +56,30 @@ pub fn name_constraints(gateway_names: &[String]) -> NameConstraints {
     }
 }
 
+/// Whether `name` (a DNS name or an IP address) falls in one of `permitted`, the
+/// subtrees as `certs show` prints them (`DNS:lan`, `IP:10.0.0.0/8`). An empty list (a CA
+/// made before name constraints) permits everything.
+pub fn permits(permitted: &[String], name: &str) -> bool {
+    if permitted.is_empty() {
+        return true;
+    }
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let ip = name.parse::<IpAddr>().ok();
+    permitted
+        .iter()
+        .any(|subtree| match (subtree.split_once(':'), ip) {
+            (Some(("DNS", base)), None) => {
+                let base = base.to_ascii_lowercase();
+                name == base || name.ends_with(&format!(".{base}"))
+            }
+            (Some(("IP", net)), Some(ip)) => net
+                .rsplit_once('/')
+                .and_then(|(addr, prefix)| Some((addr.parse().ok()?, prefix.parse().ok()?)))
+                .is_some_and(|(addr, prefix)| within(ip, addr, prefix)),
+            _ => false,
+        })
+}
+
 fn is_private(ip: IpAddr) -> bool {
     PRIVATE_NETWORKS.iter().any(|(net, prefix)| {
         let net: IpAddr = net.parse().expect("literal network");
@@ -104,6 +128,30 @@ mod tests {
         assert!(all.contains(&GeneralSubtree::DnsName("pos.example.com".into())));
         let host = CidrSubnet::from_addr_prefix("203.0.113.7".parse().unwrap(), 32);
         assert!(all.contains(&GeneralSubtree::IpAddress(host)));
+    }
+
+    #[test]
+    fn permits_reads_the_printed_subtrees() {
+        let printed = [
+            "DNS:lan",
+            "DNS:till.example.net",
+            "IP:10.0.0.0/8",
+            "IP:::1/128",
+        ];
+        let printed: Vec<String> = printed.iter().map(|s| s.to_string()).collect();
+        for ok in ["broker.lan", "LAN", "till.example.net", "10.9.8.7", "::1"] {
+            assert!(permits(&printed, ok), "{ok}");
+        }
+        for no in [
+            "broker.example.com",
+            "evillan",
+            "example.net",
+            "192.168.1.1",
+            "::2",
+        ] {
+            assert!(!permits(&printed, no), "{no}");
+        }
+        assert!(permits(&[], "anything.example"), "an unconstrained CA");
     }
 
     #[test]

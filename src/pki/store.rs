@@ -131,6 +131,22 @@ pub fn issue_broker(
     names: &[String],
     force: bool,
 ) -> Result<Vec<PathBuf>, PkiError> {
+    // A name the CA may not vouch for would give a certificate no client accepts.
+    let permitted = super::summarize(&dir.join(CA_CERT))?.permitted;
+    let ip_names = ips.iter().map(|ip| ip.to_string());
+    if let Some(name) = names
+        .iter()
+        .cloned()
+        .chain(ip_names)
+        .find(|n| !super::constraints::permits(&permitted, n))
+    {
+        return Err(PkiError::InvalidSpec {
+            reason: format!(
+                "the CA's name constraints do not permit {name:?} (`certs show` lists them): \
+                 use the broker's LAN address or a name under .lan, .local, .internal or .home.arpa"
+            ),
+        });
+    }
     let mut all_names = names.to_vec();
     all_names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
     let (dns_names, mut all_ips) = split_names(&all_names);

@@ -76,3 +76,27 @@ fn a_public_name_signed_by_the_ca_is_refused_by_rustls() {
         .expect("leaf");
     verify_client(ca.cert_pem(), &client.cert_pem).expect("client certificate");
 }
+
+#[test]
+fn a_broker_certificate_for_a_name_the_ca_may_not_vouch_for_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    init_in(tmp.path(), false).expect("init");
+    let err = pki::issue_broker(tmp.path(), &[], &["broker.example.com".into()], false)
+        .expect_err("a public name");
+    assert!(err.to_string().contains("broker.example.com"), "{err}");
+    assert!(
+        !tmp.path().join(pki::BROKER_CERT).exists(),
+        "nothing written"
+    );
+    let err = pki::issue_broker(tmp.path(), &[ip("8.8.8.8")], &[], false).expect_err("a public IP");
+    assert!(err.to_string().contains("8.8.8.8"), "{err}");
+    pki::issue_broker(
+        tmp.path(),
+        &[ip("192.168.1.10")],
+        &["mqtt.shop.lan".into()],
+        false,
+    )
+    .expect("a LAN broker");
+    let broker = read(tmp.path(), pki::BROKER_CERT);
+    verify_server(&read(tmp.path(), pki::CA_CERT), &broker, "mqtt.shop.lan").expect("verifies");
+}
