@@ -100,6 +100,34 @@ pub fn terminal_answer(data: &[u8]) {
     }
     let _ = serde_json::from_slice::<CancelAnswer>(data);
     let _ = serde_json::from_slice::<MqttResponse>(data);
+    comercia_answer(&req, data);
+}
+
+/// The `comercia-pos` profile's answers: read, mapped to a result and cross-checked as
+/// its transport does; a card number never leaves the mapping with more than the first
+/// six and last four digits.
+fn comercia_answer(req: &PaymentRequest, data: &[u8]) {
+    use crate::terminal::comercia::mapping;
+    if let Ok(answer) = serde_json::from_slice::<mapping::Answer>(data) {
+        let _ = (answer.meaning(), answer.message());
+        for kind in [TxnKind::Sale, TxnKind::Refund] {
+            let r = mapping::result(
+                kind,
+                req,
+                &answer,
+                crate::terminal::wire::TxnStatus::Approved,
+            );
+            let _ = classify::check_answer(kind, req, &r);
+            if let Some(pan) = &r.masked_pan {
+                let digits = pan.chars().filter(char::is_ascii_digit).count();
+                assert!(digits <= 10, "a card number kept with {digits} digits");
+            }
+        }
+    }
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(data) {
+        mapping::mask_card_numbers(&mut value);
+        let _ = mapping::cents(&value);
+    }
 }
 
 /// A configuration file (and, from the same bytes, environment values) through the
