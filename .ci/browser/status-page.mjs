@@ -52,6 +52,9 @@ try {
     if (!/^up$/i.test(word.trim())) throw new Error(`${lane} state word: ${word}`);
   }
   step('both lanes up');
+  // The journal's health, read with the key (/healthz follows the API's key rule).
+  await page.locator('#journal', { hasText: 'journal: writable' }).waitFor(T);
+  step('the journal is writable');
   const [status, answer] = await startSale('BROWSER-1', 'LANE-1', 1000);
   if (status !== 202) throw new Error(`sale: ${status} ${answer}`);
   // Live progress: a card stage while the sale runs, then the result in the list.
