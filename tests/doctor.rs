@@ -239,3 +239,60 @@ async fn a_terminal_clock_far_off_is_a_warning_with_the_skew() {
     assert!((590.0..=610.0).contains(&secs), "{clock}");
     assert!(o.line("version").contains("skewed 1"), "{}", o.text);
 }
+
+/// A `comercia-pos` lane is checked against its own `caCert` for its `serverName`: a
+/// simulator with the vendor CA's certificate passes; ecrlink's own CA on that lane fails.
+#[test]
+fn a_comercia_lane_is_verified_with_its_own_ca_and_name() {
+    let w = World::new();
+    let vendor = w.path("vendor");
+    let made = Command::new(ecrlink_bin())
+        .args(["certs", "vendor-ca", "--dir"])
+        .arg(&vendor)
+        .args(["--name", "pos.comercia.test", "--ip", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let sim = Proc::start(
+        &[
+            "sim".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--profile".into(),
+            "comercia-pos".into(),
+            "--certs".into(),
+            vendor.display().to_string(),
+        ],
+        &w.path("sim-comercia.log"),
+    );
+    let run = |ca: PathBuf| {
+        let lane = json!({"deviceId": "LANE-C", "terminalIp": sim.addr.to_string(),
+            "profile": "comercia-pos", "serverName": "pos.comercia.test", "caCert": ca});
+        let mut config = w.gateway_config(sim.addr, json!({"terminals": [lane]}));
+        let map = config.as_object_mut().unwrap();
+        map.remove("terminalIp");
+        map.remove("deviceId");
+        let path = w.path("doctor-comercia.json");
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        let out = Command::new(ecrlink_bin())
+            .args(["doctor", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            text: String::from_utf8_lossy(&out.stdout).to_string(),
+        }
+    };
+    let o = run(vendor.join(pki::CA_CERT));
+    assert_eq!(o.code, 0, "{}", o.text);
+    assert!(
+        o.line("tls").contains("verified as pos.comercia.test"),
+        "{}",
+        o.text
+    );
+    assert!(o.line("version").contains("no version call"), "{}", o.text);
+    let o = run(w.certs().join(pki::CA_CERT));
+    assert_ne!(o.code, 0, "{}", o.text);
+    assert!(o.line("tls").contains("FAIL"), "{}", o.text);
+}

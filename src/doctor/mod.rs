@@ -152,7 +152,21 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
     };
     let icmp = crate::probe::icmp::Icmp::open();
     for t in &config.terminals {
-        terminal::check(&mut report, t, &tls, &icmp).await;
+        // A comercia-pos lane is verified against its own caCert, for its serverName.
+        let Some(lane) = &t.comercia else {
+            terminal::check(&mut report, t, &tls, &icmp).await;
+            continue;
+        };
+        match cert::Recorder::config(&lane.ca_cert) {
+            Ok(own) => terminal::check(&mut report, t, &own, &icmp).await,
+            Err(e) => report.add(
+                &t.device_id,
+                "ca",
+                Verdict::Fail,
+                format!("cannot read caCert {}: {e}", lane.ca_cert.display()),
+                "point the terminal's caCert at the payment app SDK's CA file (PEM)",
+            ),
+        }
     }
     mqtt::check(&mut report, &config).await;
     report

@@ -10,6 +10,7 @@ use hyper::Request;
 use hyper::header::{DATE, HOST};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -83,42 +84,45 @@ pub(super) async fn check(
         Err(_) => {
             report.add(id, "tcp", Verdict::Fail,
                 format!("{addr} did not answer within {} ms", t.static_ip_timeout.as_millis()),
-                "check that the terminal is on, at this address, and that no firewall drops port 3000");
+                "check that the terminal is on, at this address, and that no firewall drops its port");
             return skip_rest(report, id, "TCP");
         }
     };
     let (config, recorder) = tls;
     let _ = recorder.take();
+    let name = match &t.comercia {
+        Some(lane) => ServerName::try_from(lane.server_name.clone())
+            .map(|n| n.to_owned())
+            .unwrap_or_else(|_| terminal_server_name()),
+        None => terminal_server_name(),
+    };
     let started = Instant::now();
     let connector = TlsConnector::from(config.clone());
-    let stream = match tokio::time::timeout(
-        t.static_ip_timeout,
-        connector.connect(terminal_server_name(), tcp),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let seen = recorder.take().map(|c| cert::describe(&c));
-            let (what, fix) = tls_problem(&e);
-            let detail = match seen {
-                Some(s) => format!("{what}: the terminal presents a certificate {s}"),
-                None => what,
-            };
-            report.add(id, "tls", Verdict::Fail, detail, fix);
-            return skip_rest(report, id, "TLS");
-        }
-        Err(_) => {
-            report.add(
-                id,
-                "tls",
-                Verdict::Fail,
-                "TLS handshake did not finish in time".into(),
-                "check that the terminal's payment app serves HTTPS on this port",
-            );
-            return skip_rest(report, id, "TLS");
-        }
-    };
+    let stream =
+        match tokio::time::timeout(t.static_ip_timeout, connector.connect(name.clone(), tcp)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let seen = recorder.take().map(|c| cert::describe(&c));
+                let (what, fix) = tls_problem(&e);
+                let detail = match seen {
+                    Some(s) => format!("{what}: the terminal presents a certificate {s}"),
+                    None => what,
+                };
+                report.add(id, "tls", Verdict::Fail, detail, fix);
+                return skip_rest(report, id, "TLS");
+            }
+            Err(_) => {
+                report.add(
+                    id,
+                    "tls",
+                    Verdict::Fail,
+                    "TLS handshake did not finish in time".into(),
+                    "check that the terminal's payment app serves HTTPS on this port",
+                );
+                return skip_rest(report, id, "TLS");
+            }
+        };
     let presented = stream
         .get_ref()
         .1
@@ -130,7 +134,8 @@ pub(super) async fn check(
         "tls",
         Verdict::Ok,
         format!(
-            "verified as {TERMINAL_SERVER_NAME} by the configured CA in {:.1} ms",
+            "verified as {} by the configured CA in {:.1} ms",
+            name.to_str(),
             started.elapsed().as_secs_f64() * 1e3
         ),
         "",
@@ -157,6 +162,13 @@ pub(super) async fn check(
             "the expiry date could not be read".into(),
             "",
         ),
+    }
+    if t.comercia.is_some() {
+        for layer in ["clock", "version"] {
+            let what = "the comercia-pos profile has no version call (probes use TCP and TLS)";
+            report.add(id, layer, Verdict::Skip, what.into(), "");
+        }
+        return;
     }
     version_and_clock(report, id, stream).await;
 }
