@@ -28,7 +28,12 @@ impl Outcome {
 
 fn doctor(w: &World, terminal: std::net::SocketAddr) -> Outcome {
     let config = w.gateway_config(terminal, json!({}));
-    let path = w.path(&format!("doctor-{}.json", terminal.port()));
+    doctor_with(w, &format!("doctor-{}.json", terminal.port()), &config)
+}
+
+/// `ecrlink doctor --config FILE` with `config` written to `file`.
+fn doctor_with(w: &World, file: &str, config: &serde_json::Value) -> Outcome {
+    let path = w.path(file);
     std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
     let out = Command::new(ecrlink_bin())
         .args(["doctor", "--config"])
@@ -272,17 +277,7 @@ fn a_comercia_lane_is_verified_with_its_own_ca_and_name() {
         let map = config.as_object_mut().unwrap();
         map.remove("terminalIp");
         map.remove("deviceId");
-        let path = w.path("doctor-comercia.json");
-        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
-        let out = Command::new(ecrlink_bin())
-            .args(["doctor", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        Outcome {
-            code: out.status.code().unwrap_or(-1),
-            text: String::from_utf8_lossy(&out.stdout).to_string(),
-        }
+        doctor_with(&w, "doctor-comercia.json", &config)
     };
     let o = run(vendor.join(pki::CA_CERT));
     assert_eq!(o.code, 0, "{}", o.text);
