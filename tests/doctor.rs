@@ -291,3 +291,28 @@ fn a_comercia_lane_is_verified_with_its_own_ca_and_name() {
     assert_ne!(o.code, 0, "{}", o.text);
     assert!(o.line("tls").contains("FAIL"), "{}", o.text);
 }
+
+/// A gateway certificate in `certsDir` that expires within 30 days is a warning naming
+/// the file and `certs renew`; the sale path still passes (exit 0).
+#[test]
+fn a_gateway_certificate_near_its_end_is_a_warning_with_the_renew_command() {
+    let w = World::new();
+    let sim = w.sim(&[]);
+    let o = doctor(&w, sim.addr);
+    assert!(o.line("certs").contains(" OK "), "{}", o.text);
+    let ca = Ca::load(&w.certs()).unwrap();
+    let mut spec = LeafSpec::gateway(&["localhost".into()]);
+    spec.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    let leaf = ca.issue(&spec).unwrap();
+    let certs = w.certs();
+    let (cert, key) = (certs.join(pki::GATEWAY_CERT), certs.join(pki::GATEWAY_KEY));
+    leaf.write(&cert, &key, true).unwrap();
+    let o = doctor(&w, sim.addr);
+    assert_eq!(o.code, 0, "{}", o.text);
+    let line = o.line("certs");
+    assert!(
+        line.contains("WARN") && line.contains("gateway.pem"),
+        "{line}"
+    );
+    assert!(line.contains("certs renew"), "{line}");
+}

@@ -150,6 +150,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
             return report;
         }
     };
+    certificates(&mut report, &config.certs_dir);
     let icmp = crate::probe::icmp::Icmp::open();
     for t in &config.terminals {
         // A comercia-pos lane is verified against its own caCert, for its serverName.
@@ -170,4 +171,32 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
     }
     mqtt::check(&mut report, &config).await;
     report
+}
+
+/// The certificates in `certsDir` (the gateway's own, the CA, the clients'): the one that
+/// expires first, a warning when it has less than `CERT_EXPIRY_WARNING` left.
+fn certificates(report: &mut Report, dir: &std::path::Path) {
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let soonest = crate::pki::show(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| {
+            let end = time::OffsetDateTime::parse(&s.not_after, rfc3339).ok()?;
+            Some((end - now, s.file))
+        })
+        .min_by_key(|(left, _)| *left);
+    let Some((left, file)) = soonest else {
+        return;
+    };
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let days = left.whole_days();
+    let fix = format!("run `ecrlink certs renew --dir {}`", dir.display());
+    if left < crate::constants::CERT_EXPIRY_WARNING {
+        let what = format!("{name} expires in {days} days (the first in certsDir to expire)");
+        report.add("gateway", "certs", Verdict::Warn, what, &fix);
+    } else {
+        let what = format!("valid for {days} more days at least ({name} expires first)");
+        report.add("gateway", "certs", Verdict::Ok, what, "");
+    }
 }
