@@ -255,9 +255,11 @@ mod tests {
     #[test]
     fn a_matching_result_is_believed() {
         let req = request();
+        // One answer, compared with itself: two `approved()` could differ in `startedAt`.
+        let answer = approved();
         assert_eq!(
-            start_answer(TxnKind::Sale, &req, Ok(approved())),
-            Event::StartAnswered(approved())
+            start_answer(TxnKind::Sale, &req, Ok(answer.clone())),
+            Event::StartAnswered(answer)
         );
         let mut no_device = approved();
         no_device.device_id.clear();
