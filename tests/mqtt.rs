@@ -671,3 +671,48 @@ async fn broker_refuses_foreign_certificates_and_other_devices_topics() {
         "another terminal's request leaked"
     );
 }
+
+/// `ecrlink doctor` reads each fallback terminal's presence from the broker: `online`
+/// while the simulator is on it, its last will `offline` once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto: .ci/run runs it (cargo test -- --include-ignored)"]
+async fn doctor_reads_the_terminals_presence_on_the_broker() {
+    let world = World::new();
+    let broker = Broker::start(&world).await;
+    let mut sim = world.sim(&["--card-time", "0", "--mqtt", &broker.url()]);
+    let config = world.gateway_config(
+        sim.addr,
+        json!({"startTecnology": "mqtt", "fallback": {"mqtt": {"url": broker.url()}}}),
+    );
+    let path = world.path("doctor-mqtt.json");
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let doctor = || {
+        let out = std::process::Command::new(ecrlink_bin())
+            .args(["doctor", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("presence"))
+            .map(str::to_string);
+        line.unwrap_or_else(|| panic!("no presence line in:\n{text}"))
+    };
+    let online = eventually(Duration::from_secs(10), "the sim online", || async {
+        let line = doctor();
+        line.contains("online on the broker").then_some(line)
+    })
+    .await;
+    assert!(
+        online.contains(DEVICE) && online.contains(" OK "),
+        "{online}"
+    );
+    sim.kill();
+    let offline = eventually(Duration::from_secs(10), "its last will", || async {
+        let line = doctor();
+        line.contains("offline").then_some(line)
+    })
+    .await;
+    assert!(offline.contains("WARN"), "{offline}");
+}
