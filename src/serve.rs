@@ -1,6 +1,6 @@
 //! `ecrlink serve`: wires the configuration into a running gateway: TLS material,
 //! journal (with recovery and retention), per terminal (lane) its client, probe monitor,
-//! transports and failback monitor, one MQTT connection for all lanes, and the API server.
+//! transports and router (where new work goes), one MQTT connection for all lanes, and the API server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +49,7 @@ pub struct Gateway {
     api: Arc<Api>,
     tls: Option<Arc<rustls::ServerConfig>>,
     retention_days: u32,
-    /// Each terminal's probe monitor and, with a fallback, its failback monitor.
+    /// Each terminal's probe monitor and, with a fallback, its router.
     monitors: Vec<tokio::task::JoinHandle<()>>,
     mqtt_link: Option<Arc<MqttLink>>,
     /// `mdns.announce`: the interfaces to announce the gateway on.
@@ -226,7 +226,7 @@ impl Gateway {
 
 impl Shared<'_> {
     /// One lane: the terminal's client, its probe monitor, its transports (direct, then
-    /// the shared broker unless the entry says `"fallback": false`) and failback monitor.
+    /// the shared broker unless the entry says `"fallback": false`) and router.
     fn lane(
         &self,
         terminal: &Terminal,

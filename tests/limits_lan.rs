@@ -62,18 +62,21 @@ async fn a_lan_client_is_held_to_its_connection_and_start_limits() {
             .any(|(_, code)| code.as_deref() == Some("rate_limited")),
         "{statuses:?}"
     );
-    // Held open by raw connections: the third is answered 503 and closed.
-    let a = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let b = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // Held open by raw connections: the third is answered 503 and closed. Each attempt
+    // opens its own two, so a slot that ended (handshake deadline) never hides the limit.
+    let addr = gw.addr;
     let third = eventually(
         // A deadline, not a wait: generous for a loaded CI machine.
         Duration::from_secs(20),
         "a 503 for the third connection",
-        || async {
-            match client()
+        || async move {
+            let a = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let b = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let answer = client()
                 .call(hyper::Method::GET, "/v1/getVersion", None)
-                .await
-            {
+                .await;
+            drop((a, b));
+            match answer {
                 Ok((st, body)) if st == StatusCode::SERVICE_UNAVAILABLE => Some(body),
                 _ => None,
             }
@@ -81,8 +84,7 @@ async fn a_lan_client_is_held_to_its_connection_and_start_limits() {
     )
     .await;
     assert_eq!(third["error"]["code"], "too_many_connections", "{third}");
-    drop((a, b));
-    eventually(Duration::from_secs(5), "slots freed", || async {
+    eventually(Duration::from_secs(20), "slots freed", || async {
         let ok = client()
             .call(hyper::Method::GET, "/v1/getVersion", None)
             .await;
