@@ -1,6 +1,7 @@
-//! The route table of the integrator API: every path the server answers and its methods. The router matches requests against it (404 for a path
-//! not in it, 405 with `Allow` for a method not listed), and `tests/contract.rs` checks
-//! that `openapi.json` documents exactly these routes, both ways. Who may call a route
+//! The route table of the integrator API: every path the server answers and its
+//! methods. The router matches requests against it (404 for a path not in it, 405 with
+//! `Allow` for a method not listed), and `tests/contract.rs` checks that `openapi.json`
+//! documents exactly these routes, both ways. Who may call a route
 //! (keys, origins) is `guard`'s rule, checked against the document by the same test.
 
 /// One route: a path template as OpenAPI writes it (`{name}` for a parameter).
