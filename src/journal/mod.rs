@@ -5,12 +5,15 @@
 //! their own connection beside it (WAL lets readers run beside the writer), on the
 //! blocking pool. The async runtime never waits on a disk.
 
+mod health;
+mod reads;
 mod sql;
 mod terminal_events;
 mod writer;
 
+pub use health::{CommitLatency, Health};
+
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::Connection;
@@ -18,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult, TxnStatus};
+use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult};
 pub use terminal_events::TerminalEvent;
 pub use writer::LAZY_FLUSH;
 use writer::{Job, Value};
@@ -89,82 +92,6 @@ pub enum Begin {
     Created,
     /// The id was journaled before.
     Existing(Box<Stored>),
-}
-
-/// The journal's own view of whether it can be written, for `/healthz` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct Health {
-    write_errors: AtomicU64,
-    commits: AtomicU64,
-    /// Jobs sent to the writer and not yet taken up by it.
-    queued: AtomicU64,
-    /// The error of the last failed write, cleared by the next good one.
-    last_error: Mutex<Option<String>>,
-    /// Seconds from BEGIN to the end of COMMIT (its fsync included), per commit.
-    pub commit_latency: CommitLatency,
-}
-
-/// [`Health::commit_latency`], with the buckets of `constants::JOURNAL_COMMIT_BUCKETS`.
-#[derive(Debug)]
-pub struct CommitLatency(pub crate::histogram::Histogram);
-
-impl Default for CommitLatency {
-    fn default() -> Self {
-        CommitLatency(crate::histogram::Histogram::new(
-            &crate::constants::JOURNAL_COMMIT_BUCKETS,
-        ))
-    }
-}
-
-impl Health {
-    pub fn write_errors(&self) -> u64 {
-        self.write_errors.load(Ordering::Relaxed)
-    }
-
-    /// `None` while the last write went through.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Writes waiting for the writer thread.
-    pub fn queued(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    fn enqueue(&self, writer: &UnboundedSender<Job>, job: Job) -> Result<(), JournalError> {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        writer.send(job).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            JournalError::Task("the journal writer has stopped".into())
-        })
-    }
-
-    pub(super) fn dequeued(&self) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// SQLite commits (each one fsync) since the journal was opened.
-    pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
-    }
-
-    /// The writer's report of one commit (of this many jobs) or its failure.
-    pub(super) fn committed(&self, outcome: Result<usize, String>) {
-        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        match outcome {
-            Ok(_) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                *last = None;
-            }
-            Err(e) => {
-                self.write_errors.fetch_add(1, Ordering::Relaxed);
-                *last = Some(e);
-            }
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -280,21 +207,6 @@ impl Journal {
             .map_err(|_| JournalError::Task("journal writer answered the wrong type".into()))
     }
 
-    /// Reads on the reader connection, on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, JournalError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
-    {
-        let conn = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&guard)
-        })
-        .await
-        .map_err(|e| JournalError::Task(e.to_string()))?
-    }
-
     /// Proves the journal can commit right now (a one-row write, fsynced like any other).
     pub async fn check_writable(&self) -> Result<(), JournalError> {
         self.write(sql::touch_health).await
@@ -363,57 +275,12 @@ impl Journal {
         self.enqueue(Job::Lazy { op, txn })
     }
 
-    pub async fn get(&self, transaction_id: &str) -> Result<Option<Stored>, JournalError> {
-        let id = transaction_id.to_string();
-        self.read(move |conn| sql::select_one(conn, &id)).await
-    }
-
-    /// The newest `limit` transactions, newest first.
-    pub async fn recent(&self, limit: usize) -> Result<Vec<TxnResult>, JournalError> {
-        self.read(move |conn| sql::recent(conn, limit)).await
-    }
-
-    /// The newest `limit` transactions whose status is `status`, newest first.
-    pub async fn recent_with_status(
-        &self,
-        limit: usize,
-        status: TxnStatus,
-    ) -> Result<Vec<TxnResult>, JournalError> {
-        self.read(move |conn| sql::recent_with_status(conn, limit, status.as_str()))
-            .await
-    }
-
-    /// The refunds and voids that name `original_id` as their original.
-    pub async fn undoing(&self, original_id: &str) -> Result<Vec<TxnResult>, JournalError> {
-        let id = original_id.to_string();
-        self.read(move |conn| sql::undoing(conn, &id)).await
-    }
-
-    /// Every transaction without a final outcome: what recovery must resume.
-    pub async fn open_transactions(&self) -> Result<Vec<Stored>, JournalError> {
-        self.read(sql::open_transactions).await
-    }
-
     /// Commits the events queued so far (an fsync only if there are any).
     pub async fn flush(&self) -> Result<(), JournalError> {
         let (reply, done) = oneshot::channel();
         self.enqueue(Job::Flush { reply })?;
         done.await
             .map_err(|_| JournalError::Task("the journal writer has stopped".into()))
-    }
-
-    /// A transaction's events, the ones still queued included.
-    pub async fn events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
-        self.flush().await?;
-        let id = transaction_id.to_string();
-        self.read(move |conn| sql::events(conn, &id)).await
-    }
-
-    /// A transaction's committed events, without forcing queued ones out (the live
-    /// stream reads them when [`Journal::changes`] names the transaction).
-    pub async fn committed_events(&self, transaction_id: &str) -> Result<Vec<Event>, JournalError> {
-        let id = transaction_id.to_string();
-        self.read(move |conn| sql::events(conn, &id)).await
     }
 
     /// Whether anyone follows the journal live. A write queued while nobody does is not
@@ -434,11 +301,6 @@ impl Journal {
     pub async fn prune_before(&self, cutoff: String) -> Result<usize, JournalError> {
         self.write(move |conn| sql::prune_before(conn, &cutoff))
             .await
-    }
-
-    /// How many transactions end in each status (for `/metrics`).
-    pub async fn status_counts(&self) -> Result<Vec<(TxnStatus, u64)>, JournalError> {
-        self.read(sql::status_counts).await
     }
 }
 
