@@ -178,7 +178,10 @@ fn ctrl_c_without_a_tty_leaves_the_payment_running() {
 
 /// On a terminal, Ctrl-C asks whether to cancel at the terminal; "y" cancels the held
 /// payment there and `pay` reports it (exit 1). The terminal is a pseudo-terminal from
-/// `script` (util-linux, in every Debian): Ctrl-C is the byte 0x03 typed into it.
+/// `script` (util-linux, in every Debian): Ctrl-C is the byte 0x03 typed into it. The
+/// command is `exec`ed so no shell sits between `script` and `pay`: Ctrl-C reaches the
+/// whole foreground group, and a shell that waits (dash, CI's `/bin/sh`) dies of it,
+/// making `script` report 130 whatever `pay` returned.
 #[test]
 fn ctrl_c_on_a_tty_asks_and_cancels_at_the_terminal() {
     use std::io::{Read, Write};
@@ -187,12 +190,13 @@ fn ctrl_c_on_a_tty_asks_and_cancels_at_the_terminal() {
     let sim = w.sim(&["--card-time", "0", "--hold-payments"]);
     let gw = gateway(&w, w.gateway_config(sim.addr, json!({})));
     let cmd = format!(
-        "{} pay --amount 3.00 --id PAY-TTY --url https://localhost:{} --config {}",
+        "exec {} pay --amount 3.00 --id PAY-TTY --url https://localhost:{} --config {}",
         ecrlink_bin(),
         gw.addr.port(),
         w.path("gw.json").display()
     );
     let mut child = Command::new("script")
+        .env("SHELL", "/bin/sh")
         .args(["-qec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
