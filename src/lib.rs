@@ -28,5 +28,6 @@ pub mod service;
 pub mod sim;
 pub mod terminal;
 pub mod tls;
+pub mod tls_check;
 pub mod transport;
 pub mod txn;

@@ -7,13 +7,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
 
 use crate::config::Terminal;
 use crate::tls::{self, TlsError};
+use crate::tls_check::{Checked, webpki};
 
 /// `sha256/` + base64 of the SHA-256 of the certificate's SubjectPublicKeyInfo (the form
 /// HPKP and curl's `--pinnedpubkey` use). `None` for a certificate that does not parse.
@@ -57,80 +55,35 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The private CA's verifier, then the pin.
-#[derive(Debug)]
-struct Pinned {
-    inner: Arc<WebPkiServerVerifier>,
-    pins: Vec<String>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
-        match spki_pin(end_entity) {
-            Some(pin) if self.pins.contains(&pin) => Ok(verified),
-            _ => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            )),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// A lane's own TLS client configuration when it pins its terminal or presents a client
 /// certificate; `None` means the shared private-CA configuration is all it needs.
 pub fn lane_config(ca_pem: &Path, t: &Terminal) -> Result<Option<Arc<ClientConfig>>, TlsError> {
     if t.pins.is_empty() && t.client_identity.is_none() {
         return Ok(None);
     }
-    let mut roots = RootCertStore::empty();
-    for ca in tls::load_certs(ca_pem)? {
-        roots.add(ca)?;
-    }
-    let webpki =
-        WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), tls::provider())
-            .build()
-            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+    let verifier = webpki(ca_pem)?;
     let builder = ClientConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()?;
     let builder = match t.pins.is_empty() {
-        true => builder.with_webpki_verifier(webpki),
-        false => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                inner: webpki,
-                pins: t.pins.clone(),
-            })),
+        true => builder.with_webpki_verifier(verifier),
+        // The private CA and the fixed name first (WebPKI's verdict), then the pin.
+        false => {
+            let pins = t.pins.clone();
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Checked::new(
+                    verifier,
+                    Box::new(move |end_entity, verdict| {
+                        let verified = verdict?;
+                        match spki_pin(end_entity) {
+                            Some(pin) if pins.contains(&pin) => Ok(verified),
+                            _ => Err(rustls::Error::InvalidCertificate(
+                                rustls::CertificateError::ApplicationVerificationFailure,
+                            )),
+                        }
+                    }),
+                ))
+        }
     };
     let mut config = match &t.client_identity {
         Some((cert, key)) => {

@@ -6,40 +6,37 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use crate::tls::{TlsError, load_certs, provider};
+use crate::tls::{TlsError, provider};
+use crate::tls_check::{Checked, webpki};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Recorder {
-    inner: Arc<WebPkiServerVerifier>,
     seen: Mutex<Option<CertificateDer<'static>>>,
 }
 
 impl Recorder {
     /// A client config that verifies against `ca_pem` and records what it was shown.
     pub fn config(ca_pem: &Path) -> Result<(Arc<ClientConfig>, Arc<Recorder>), TlsError> {
-        let mut roots = RootCertStore::empty();
-        for ca in load_certs(ca_pem)? {
-            roots.add(ca)?;
-        }
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        let recorder = Arc::new(Recorder {
-            inner,
-            seen: Mutex::new(None),
-        });
-        // `dangerous()` is rustls' door for a custom verifier; this one delegates every
-        // decision to the standard WebPKI verifier above.
+        let recorder = Arc::new(Recorder::default());
+        let keep = recorder.clone();
+        let verifier = Checked::new(
+            webpki(ca_pem)?,
+            Box::new(move |end_entity, verdict| {
+                *keep.seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(end_entity.clone().into_owned());
+                verdict
+            }),
+        );
+        // `dangerous()` is rustls' door for a custom verifier; this one returns the
+        // standard WebPKI verifier's verdict unchanged.
         let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(recorder.clone())
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok((Arc::new(config), recorder))
@@ -48,44 +45,6 @@ impl Recorder {
     /// The certificate of the last handshake (and forgets it).
     pub fn take(&self) -> Option<CertificateDer<'static>> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(end_entity.clone().into_owned());
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 
