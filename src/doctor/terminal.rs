@@ -252,44 +252,29 @@ where
         let midpoint: OffsetDateTime = sent + (received - sent) / 2;
         Ok::<_, String>((status, date, body, midpoint))
     };
-    let (status, date, body, midpoint) =
-        match tokio::time::timeout(Duration::from_secs(10), answer).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                report.add(
-                    id,
-                    "clock",
-                    Verdict::Skip,
-                    "not checked: no answer".into(),
-                    "",
-                );
-                report.add(
-                    id,
-                    "version",
-                    Verdict::Fail,
-                    format!("GET /v1/getVersion failed: {e}"),
-                    "update or restart the terminal's payment app",
-                );
-                return;
-            }
-            Err(_) => {
-                report.add(
-                    id,
-                    "clock",
-                    Verdict::Skip,
-                    "not checked: no answer".into(),
-                    "",
-                );
-                report.add(
-                    id,
-                    "version",
-                    Verdict::Fail,
-                    "GET /v1/getVersion got no answer in 10 s".into(),
-                    "restart the terminal's payment app",
-                );
-                return;
-            }
-        };
+    let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .unwrap_or_else(|_| Err("no answer in 10 s".into()));
+    let (status, date, body, midpoint) = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            report.add(
+                id,
+                "clock",
+                Verdict::Skip,
+                "not checked: no answer".into(),
+                "",
+            );
+            report.add(
+                id,
+                "version",
+                Verdict::Fail,
+                format!("GET /v1/getVersion failed: {e}"),
+                "update or restart the terminal's payment app",
+            );
+            return;
+        }
+    };
     match date.as_deref().and_then(parse_http_date) {
         Some(theirs) => {
             let skew: time::Duration = theirs - midpoint;
