@@ -43,6 +43,12 @@ async fn pruning_deletes_old_final_entries_only() {
     put(&j, "OLD-IN-PROGRESS", days_ago(100), TxnStatus::InProgress).await;
     put(&j, "RECENT-APPROVED", days_ago(89), TxnStatus::Approved).await;
     put(&j, "NEW-APPROVED", now_rfc3339(), TxnStatus::Approved).await;
+    // Seconds old: kept by 90 days, and before any zero-day cutoff taken after it
+    // (the cutoff counts whole seconds, so a sale of this very second is kept).
+    let seconds_ago = (time::OffsetDateTime::now_utc() - time::Duration::seconds(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    put(&j, "SECONDS-APPROVED", seconds_ago, TxnStatus::Approved).await;
 
     assert_eq!(ecrlink::serve::prune(&j, 90).await.unwrap(), 2);
     for gone in ["OLD-APPROVED", "OLD-DECLINED"] {
@@ -57,11 +63,17 @@ async fn pruning_deletes_old_final_entries_only() {
         "OLD-IN-PROGRESS",
         "RECENT-APPROVED",
         "NEW-APPROVED",
+        "SECONDS-APPROVED",
     ] {
         assert!(j.get(kept).await.unwrap().is_some(), "{kept} pruned");
     }
-    // Unfinished transactions survive any retention, even zero days.
-    assert_eq!(ecrlink::serve::prune(&j, 0).await.unwrap(), 2);
+    // Unfinished transactions survive any retention, even zero days. NEW-APPROVED may
+    // share the cutoff's second (then it is kept) or not.
+    let pruned = ecrlink::serve::prune(&j, 0).await.unwrap();
+    assert!(j.get("SECONDS-APPROVED").await.unwrap().is_none());
+    assert!(j.get("RECENT-APPROVED").await.unwrap().is_none());
+    let new_kept = j.get("NEW-APPROVED").await.unwrap().is_some();
+    assert_eq!(pruned, if new_kept { 2 } else { 3 });
     let open: Vec<String> = j
         .open_transactions()
         .await
