@@ -1,10 +1,9 @@
-//! Configuration: the vendor connector's mode F `config.json` as it is (strings for
-//! numbers and booleans included) plus ecrlink's own keys, among them `terminals`, the
-//! lanes of a store. Three steps: the layers (file → `ECRLINK_*` environment → command
-//! line, `layers`), serde structs that take any value (`schema`), and one validation pass
-//! that reports every problem with key path, value and source (`validate`). No other
-//! module reads the environment or a config file; `config/examples/README.md` explains
-//! every key.
+//! Configuration: the vendor connector's mode F `config.json` as it is (numbers and booleans
+//! as strings included) plus ecrlink's own keys. Three steps: the layers (file → `ECRLINK_*`
+//! environment → command line), serde structs that take any value (`schema`), and one
+//! validation pass reporting every problem with key path, value and source (`validate`).
+//! No other module reads the environment or a config file; `config/examples/README.md`
+//! explains every key.
 
 mod error;
 mod layers;
@@ -24,22 +23,20 @@ pub use types::{Profile, Secret, StartTechnology};
 
 use crate::transport::mqtt::wire::BrokerUrl;
 
-/// The effective configuration, every value typed and checked; the mode is always F, so
-/// it is not kept.
+/// The effective configuration, every value typed and checked (the mode is always F).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `url` + `port` ("localhost" is 127.0.0.1; port 0 asks for a free one).
     pub listen: SocketAddr,
     pub ssl: bool,
-    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one. Never empty; `deviceId`s
-    /// and addresses are unique.
+    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one; never empty, ids and
+    /// addresses unique.
     pub terminals: Vec<Terminal>,
     pub start_technology: StartTechnology,
     pub loops_before: u32,
     pub time_stop: Duration,
     pub retries: u32,
-    /// The least time between the two `not_found` lookups that end a transaction as
-    /// "never arrived".
+    /// The least time between the two `not_found` lookups that end a sale as "never arrived".
     pub not_found_horizon: Duration,
     pub certs_dir: PathBuf,
     pub journal: PathBuf,
@@ -57,13 +54,13 @@ pub struct Config {
     pub key: Option<Secret>,
     /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
-    /// `refundKey`: when set, refunds, voids and operator resolutions need it.
+    /// When set, refunds, voids and operator resolutions need it.
     pub refund_key: Option<Secret>,
-    /// `clientAuth`: API clients need a client certificate from the private CA.
+    /// API clients need a client certificate from the private CA.
     pub client_auth: bool,
-    /// `metricsPublic`: `/metrics` and `/healthz` readable without a key.
+    /// `/metrics` and `/healthz` readable without a key.
     pub metrics_public: bool,
-    /// `corsOrigins`: the web origins allowed to call the API (normalized, lower case).
+    /// The web origins allowed to call the API (normalized, lower case).
     pub cors_origins: Vec<String>,
     /// `maxConnectionsPerIp`, `startsPerSecondPerIp` (loopback clients are exempt).
     pub limits: crate::http::limits::LimitSettings,
@@ -90,8 +87,8 @@ pub struct Terminal {
     pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
-/// A `comercia-pos` terminal: the name its certificate carries, the only CA trusted for
-/// it (the vendor SDK's), and the `X-SOURCE` value its payment app expects.
+/// A `comercia-pos` terminal: its certificate's name, the only CA trusted for it (the vendor
+/// SDK's), and the `X-SOURCE` value its payment app expects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComerciaLane {
     pub server_name: String,
@@ -102,14 +99,13 @@ pub struct ComerciaLane {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MdnsConfig {
     pub enabled: bool,
-    /// `mdns.announce`: the gateway announces itself (`_ecrlink._tcp.local.`) on
-    /// `interfaces`, so POS apps on the LAN can find it. Off by default.
+    /// The gateway announces itself (`_ecrlink._tcp.local.`) on `interfaces`; off by default.
     pub announce: bool,
     pub interfaces: Vec<String>,
 }
 
-/// `fallback.mqtt`: the broker and the gateway's identity towards it; the files default
-/// to `certsDir`'s client.pem (CN `ecrlink-gateway`), client.key and ca.pem.
+/// `fallback.mqtt`: the broker and the gateway's identity towards it; the files default to
+/// `certsDir`'s client.pem (CN `ecrlink-gateway`), client.key and ca.pem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttFallback {
     pub broker: BrokerUrl,
@@ -182,10 +178,9 @@ impl Config {
         self.fallback.as_ref().filter(|_| on)
     }
 
-    /// The effective configuration in the seed's key names, as `ecrlink config check`
-    /// prints it: every terminal with its own timings, secrets as "***", durations in
-    /// seconds (`probeIntervalMs` in ms). Without the secrets it loads back into the
-    /// same `Config`.
+    /// The effective configuration in the seed's key names, as `ecrlink config check` prints
+    /// it: every terminal with its own timings, secrets as "***", durations in seconds (or
+    /// ms where the key says so). Without the secrets it loads back into the same `Config`.
     pub fn effective(&self) -> Value {
         let mask = |secret: &Option<Secret>| secret.as_ref().map(|_| "***");
         // Whole seconds print as integers, as the seed writes them.
@@ -193,38 +188,39 @@ impl Config {
             0 => json!(d.as_secs()),
             _ => json!(d.as_secs_f64()),
         };
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
         let terminal = |t: &Terminal| {
             let mut view = json!({
                 "deviceId": t.device_id, "terminalIp": t.address.to_string(),
                 "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
                 "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
             });
-            if let (Some(c), Some(view)) = (&t.comercia, view.as_object_mut()) {
-                view.insert("serverName".into(), json!(c.server_name));
-                view.insert("caCert".into(), json!(c.ca_cert.to_string_lossy()));
-                view.insert("source".into(), json!(c.source));
+            if let Some(c) = &t.comercia {
+                view["serverName"] = json!(c.server_name);
+                view["caCert"] = json!(path(&c.ca_cert));
+                view["source"] = json!(c.source);
             }
             if !t.pins.is_empty() {
                 view["terminalPin"] = json!(t.pins);
             }
             if let Some((cert, key)) = &t.client_identity {
-                view["terminalClientCert"] = json!(cert.to_string_lossy());
-                view["terminalClientKey"] = json!(key.to_string_lossy());
+                view["terminalClientCert"] = json!(path(cert));
+                view["terminalClientKey"] = json!(path(key));
             }
             view
         };
-        let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
         let mut effective = json!({
             "port": self.listen.port(), "url": self.listen.ip().to_string(), "SSL": self.ssl,
             "mode": "F", "key": mask(&self.key), "apiKey": mask(&self.api_key),
             "startTecnology": self.start_technology.as_str(),
             "loopsBefore": self.loops_before, "timeStop": seconds(self.time_stop),
             "retries": self.retries, "notFoundHorizonSeconds": seconds(self.not_found_horizon),
-            "certsDir": self.certs_dir.to_string_lossy(), "journal": self.journal.to_string_lossy(),
-            "journalRetentionDays": self.journal_retention_days, "probeIntervalMs": probe_ms,
-            "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
-            "probeTimeoutMs": u64::try_from(self.probe_timeout.as_millis()).unwrap_or(u64::MAX),
-            "probeConfirmMs": u64::try_from(self.probe_confirm.as_millis()).unwrap_or(u64::MAX),
+            "certsDir": path(&self.certs_dir), "journal": path(&self.journal),
+            "journalRetentionDays": self.journal_retention_days,
+            "probeIntervalMs": ms(self.probe_interval), "probeDownAfter": self.probe_down_after,
+            "probeUpAfter": self.probe_up_after, "probeTimeoutMs": ms(self.probe_timeout),
+            "probeConfirmMs": ms(self.probe_confirm),
             "mdns": { "enabled": self.mdns.enabled, "announce": self.mdns.announce, "interfaces": self.mdns.interfaces },
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
             "refundKey": mask(&self.refund_key), "clientAuth": self.client_auth,
@@ -234,9 +230,8 @@ impl Config {
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {
-                "url": m.broker.to_string(), "clientId": m.client_id,
-                "clientCert": m.client_cert.to_string_lossy(),
-                "clientKey": m.client_key.to_string_lossy(), "caCert": m.ca_cert.to_string_lossy(),
+                "url": m.broker.to_string(), "clientId": m.client_id, "clientCert": path(&m.client_cert),
+                "clientKey": path(&m.client_key), "caCert": path(&m.ca_cert),
             }});
         }
         effective

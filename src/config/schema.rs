@@ -1,6 +1,5 @@
-//! The configuration's shape: plain serde structs with `deny_unknown_fields`. Each value is
-//! a [`Lenient`] that keeps what was written next to what reading it gave, so a bad value
-//! becomes a problem of the validation pass instead of stopping serde at the first one.
+//! The configuration's shape: serde structs with `deny_unknown_fields` whose values are each a
+//! [`Lenient`] (as written + as read), so one bad value cannot stop serde before the others.
 //! The seed's spellings are read here: numbers as strings, booleans as "True"/"yes"/"1".
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,6 +15,8 @@ use crate::constants::DEFAULT_PORT;
 use crate::transport::mqtt::wire::BrokerUrl;
 
 pub(super) type Object = Map<String, Value>;
+/// An optional key: absent and `null` read as `None`.
+pub(super) type Opt<T> = Option<Lenient<T>>;
 
 pub(super) const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
@@ -27,12 +28,11 @@ pub(super) struct RawConfig {
     #[serde(rename = "SSL")]
     pub ssl: Lenient<bool>,
     pub mode: Lenient<String>,
-    pub terminal_ip: Option<Lenient<SocketAddr>>,
-    pub device_id: Option<Lenient<String>>,
-    /// Each entry is read into a [`RawTerminal`].
-    pub terminals: Option<Lenient<Vec<Value>>>,
+    pub terminal_ip: Opt<SocketAddr>,
+    pub device_id: Opt<String>,
+    pub terminals: Opt<Vec<Value>>,
     #[serde(rename = "staticIptimeOut")]
-    pub static_ip_timeout: Lenient<Duration>,
+    pub timeout: Lenient<Duration>,
     pub poll_seconds: Lenient<Duration>,
     #[serde(rename = "startTecnology")]
     pub push: Lenient<StartTechnology>,
@@ -41,8 +41,8 @@ pub(super) struct RawConfig {
     pub retries: Lenient<u32>,
     #[serde(rename = "notFoundHorizonSeconds")]
     pub horizon: Lenient<Duration>,
-    pub key: Option<Lenient<Secret>>,
-    pub api_key: Option<Lenient<Secret>>,
+    pub key: Opt<Secret>,
+    pub api_key: Opt<Secret>,
     pub certs_dir: Lenient<PathBuf>,
     pub journal: Lenient<PathBuf>,
     #[serde(rename = "journalRetentionDays")]
@@ -52,30 +52,29 @@ pub(super) struct RawConfig {
     pub probe_down_after: Lenient<u32>,
     pub probe_up_after: Lenient<u32>,
     #[serde(rename = "probeTimeoutMs")]
-    pub probe_timeout_ms: Lenient<u64>,
+    pub timeout_ms: Lenient<u64>,
     #[serde(rename = "probeConfirmMs")]
-    pub probe_confirm_ms: Lenient<u64>,
-    pub mdns: Option<Lenient<Object>>,
-    pub fallback: Option<Lenient<Object>>,
-    // Issue 16: who may call the API.
-    pub refund_key: Option<Lenient<Secret>>,
+    pub confirm_ms: Lenient<u64>,
+    pub mdns: Opt<Object>,
+    pub fallback: Opt<Object>,
+    pub refund_key: Opt<Secret>,
     pub client_auth: Lenient<bool>,
     pub metrics_public: Lenient<bool>,
     pub cors_origins: Lenient<Origins>,
-    pub terminal_pin: Option<Lenient<Pins>>,
-    pub terminal_client_cert: Option<Lenient<PathBuf>>,
-    pub terminal_client_key: Option<Lenient<PathBuf>>,
+    pub terminal_pin: Opt<Pins>,
+    pub terminal_client_cert: Opt<PathBuf>,
+    pub terminal_client_key: Opt<PathBuf>,
     #[serde(rename = "maxConnectionsPerIp")]
-    pub max_connections_per_ip: Lenient<u32>,
+    pub conns: Lenient<u32>,
     #[serde(rename = "startsPerSecondPerIp")]
-    pub starts_per_second_per_ip: Lenient<u32>,
+    pub starts: Lenient<u32>,
 }
 
 /// `terminalPin`: one `"sha256/<base64>"` or a list of them (for rotation).
 #[derive(Default, Clone)]
 pub(super) struct Pins(pub Vec<String>);
 
-/// `corsOrigins`: web origins (`scheme://host[:port]`) whose pages may call the API.
+/// `corsOrigins`: web origins (`scheme://host[:port]`), normalized.
 #[derive(Default)]
 pub(super) struct Origins(pub Vec<String>);
 
@@ -86,16 +85,15 @@ pub(super) struct RawTerminal {
     pub terminal_ip: Lenient<SocketAddr>,
     pub profile: Lenient<Profile>,
     #[serde(rename = "staticIptimeOut")]
-    pub static_ip_timeout: Option<Lenient<Duration>>,
-    pub poll_seconds: Option<Lenient<Duration>>,
-    pub fallback: Option<Lenient<bool>>,
-    /// `comercia-pos` only: the certificate's name, the vendor CA file, `X-SOURCE`.
-    pub server_name: Option<Lenient<String>>,
-    pub ca_cert: Option<Lenient<PathBuf>>,
-    pub source: Option<Lenient<String>>,
-    pub terminal_pin: Option<Lenient<Pins>>,
-    pub terminal_client_cert: Option<Lenient<PathBuf>>,
-    pub terminal_client_key: Option<Lenient<PathBuf>>,
+    pub timeout: Opt<Duration>,
+    pub poll_seconds: Opt<Duration>,
+    pub fallback: Opt<bool>,
+    pub server_name: Opt<String>,
+    pub ca_cert: Opt<PathBuf>,
+    pub source: Opt<String>,
+    pub terminal_pin: Opt<Pins>,
+    pub terminal_client_cert: Opt<PathBuf>,
+    pub terminal_client_key: Opt<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,34 +107,34 @@ pub(super) struct RawMdns {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawFallback {
-    pub mqtt: Option<Lenient<Object>>,
+    pub mqtt: Opt<Object>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub(super) struct RawMqtt {
     pub url: Lenient<BrokerUrl>,
-    pub client_id: Option<Lenient<String>>,
-    pub client_cert: Option<Lenient<PathBuf>>,
-    pub client_key: Option<Lenient<PathBuf>>,
-    pub ca_cert: Option<Lenient<PathBuf>>,
+    pub client_id: Opt<String>,
+    pub client_cert: Opt<PathBuf>,
+    pub client_key: Opt<PathBuf>,
+    pub ca_cert: Opt<PathBuf>,
 }
 
 /// Every key an environment variable may name, at any depth.
 pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
-    let top = [
+    let (top, lane, mdns) = (
         fields::<RawConfig>(),
         fields::<RawTerminal>(),
         fields::<RawMdns>(),
-    ];
-    let fallback = [fields::<RawFallback>(), fields::<RawMqtt>()];
-    top.into_iter().chain(fallback).flatten().copied()
+    );
+    let mqtt = [fields::<RawFallback>(), fields::<RawMqtt>()];
+    [top, lane, mdns].into_iter().chain(mqtt).flatten().copied()
 }
 
-/// The field names serde's derive gives `T`: asked for a key it lacks, a struct with
-/// `deny_unknown_fields` names the keys it expected, through this error type.
+/// The keys serde's derive gives `T`: asked for one it lacks, `deny_unknown_fields` lists them.
 pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    #[derive(Debug)]
+    #[derive(Debug, thiserror::Error)]
+    #[error("the expected fields")]
     struct Expected(&'static [&'static str]);
     impl de::Error for Expected {
         fn custom<M: std::fmt::Display>(_: M) -> Self {
@@ -146,19 +144,12 @@ pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] 
             Expected(expected)
         }
     }
-    impl std::error::Error for Expected {}
-    impl std::fmt::Display for Expected {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("the expected fields")
-        }
-    }
     let probe = MapDeserializer::<_, Expected>::new(std::iter::once(("\0", ())));
     T::deserialize(probe).err().map_or(&[], |e| e.0)
 }
 
-/// A value as written with what reading it gave, or `Missing`. `null` is a problem for a
-/// key with a default; an optional key is an `Option<Lenient<_>>`, and serde reads its
-/// `null` as absent.
+/// A value as written with what reading it gave, or `Missing`; `null` is a problem (an
+/// optional key is an [`Opt`], whose `null` serde reads as absent).
 #[derive(Default)]
 pub(super) enum Lenient<T> {
     #[default]
@@ -182,21 +173,6 @@ pub(super) trait FromJson: Sized {
     fn from_json(value: &Value) -> Result<Self, String>;
 }
 
-/// Any scalar as text: environment values and the seed's quoting make types unreliable.
-fn text(value: &Value) -> Result<String, String> {
-    match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Number(_) | Value::Bool(_) => Ok(value.to_string()),
-        _ => Err("must be a string".into()),
-    }
-}
-
-/// A scalar's text for types whose own message says what is wanted: a list or an object
-/// reads as "" and gets that message.
-fn any(value: &Value) -> String {
-    text(value).unwrap_or_default()
-}
-
 macro_rules! from_json {
     ($($t:ty => $read:expr;)*) => {$(
         impl FromJson for $t {
@@ -213,8 +189,10 @@ from_json! {
     bool => |v| boolean(&any(v));
     Duration => |v| seconds(&any(v));
     PathBuf => |v| path(any(v));
-    StartTechnology => |v| StartTechnology::parse(&text(v)?);
-    Profile => |v| Profile::parse(&text(v)?);
+    StartTechnology => |v| named(v, StartTechnology::ALL, StartTechnology::as_str,
+        "must be one of none, pushy, signalr, mqtt");
+    Profile => |v| named(v, Profile::ALL, Profile::as_str,
+        "must be \"instore\" or \"comercia-pos\"");
     BrokerUrl => |v| BrokerUrl::parse(&text(v)?);
     IpAddr => |v| listen_ip(&text(v)?);
     SocketAddr => |v| terminal_addr(&text(v)?);
@@ -227,19 +205,42 @@ from_json! {
     Pins => pins;
 }
 
+/// Any scalar as text: environment values and the seed's quoting make types unreliable.
+fn text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        Value::Number(_) | Value::Bool(_) => Ok(value.to_string()),
+        _ => Err("must be a string".into()),
+    }
+}
+
+/// A scalar's text for types whose own message says what is wanted (a list reads as "").
+fn any(value: &Value) -> String {
+    text(value).unwrap_or_default()
+}
+
+/// One of `all` by its name, without regard to case.
+fn named<T: Copy>(
+    v: &Value,
+    all: impl IntoIterator<Item = T>,
+    name: fn(T) -> &'static str,
+    why: &str,
+) -> Result<T, String> {
+    let text = text(v)?.trim().to_ascii_lowercase();
+    all.into_iter()
+        .find(|t| name(*t) == text)
+        .ok_or_else(|| why.into())
+}
+
 fn pins(value: &Value) -> Result<Pins, String> {
+    let list = value
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![value.clone()]);
+    let pin = |v: &Value| Some(v.as_str().filter(|p| crate::pin::is_pin(p))?.to_string());
+    let read: Option<Vec<String>> = list.iter().map(pin).collect();
     let why = "must be a pin like \"sha256/<44 base64 characters>\" or a list of them \
                (`ecrlink certs show` prints each certificate's pin)";
-    let list = match value {
-        Value::Array(list) => list.clone(),
-        one => vec![one.clone()],
-    };
-    let pin = |v: &Value| {
-        v.as_str()
-            .filter(|p| crate::pin::is_pin(p))
-            .map(str::to_string)
-    };
-    let read: Option<Vec<String>> = list.iter().map(pin).collect();
     read.filter(|l| !l.is_empty())
         .map(Pins)
         .ok_or_else(|| why.into())
@@ -248,15 +249,17 @@ fn pins(value: &Value) -> Result<Pins, String> {
 fn origins(value: &Value) -> Result<Origins, String> {
     let why = "must be a list of web origins like [\"https://pos.example.com\", \"http://localhost:8080\"] \
                (scheme and host, optional port, no path)";
-    let list = value.as_array().ok_or(why)?;
     let origin = |v: &Value| crate::api::guard::normalize_origin(v.as_str()?);
-    let read: Option<Vec<String>> = list.iter().map(origin).collect();
+    let read: Option<Vec<String>> = value.as_array().ok_or(why)?.iter().map(origin).collect();
     read.map(Origins).ok_or_else(|| why.into())
 }
 
 fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {
-    let n = text.trim().parse::<u64>().ok();
-    let n = n.and_then(|n| T::try_from(n).ok());
+    let n = text
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| T::try_from(n).ok());
     n.ok_or_else(|| format!("must be a whole number from 0 to {max}"))
 }
 
@@ -276,10 +279,10 @@ fn seconds(text: &str) -> Result<Duration, String> {
 }
 
 fn path(text: String) -> Result<PathBuf, String> {
-    match text.trim().is_empty() {
-        false => Ok(PathBuf::from(text)),
-        true => Err("must be a path (a non-empty string)".into()),
-    }
+    let why = "must be a path (a non-empty string)";
+    (!text.trim().is_empty())
+        .then(|| PathBuf::from(text))
+        .ok_or_else(|| why.into())
 }
 
 fn interfaces(value: &Value) -> Result<Vec<String>, String> {
@@ -288,8 +291,7 @@ fn interfaces(value: &Value) -> Result<Vec<String>, String> {
     names.ok_or_else(|| "must be a list of interface names".into())
 }
 
-/// `url`: "localhost" or an IP literal: resolving a name at start-up could bind
-/// somewhere unexpected, or nowhere without DNS.
+/// `url`: "localhost" or an IP literal; resolving a name could bind somewhere unexpected.
 fn listen_ip(text: &str) -> Result<IpAddr, String> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("localhost") {
@@ -301,8 +303,8 @@ fn listen_ip(text: &str) -> Result<IpAddr, String> {
     bare.unwrap_or(text).parse().map_err(|_| why.into())
 }
 
-/// `terminalIp`: "IP:PORT", "IP" (port 3000), "[v6]:PORT", "[v6]" or a bare v6 address.
-/// Mode F means a fixed IP, so a host name is refused rather than resolved.
+/// `terminalIp`: "IP:PORT", "IP" (port 3000), "[v6]:PORT", "[v6]" or a bare v6 address; mode
+/// F means a fixed IP, so a host name is refused rather than resolved.
 fn terminal_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));

@@ -1,9 +1,9 @@
-//! The one validation pass: the merged values read into [`RawConfig`], then every key
-//! typed and checked, each problem collected with its key path (`terminals[1].terminalIp`),
-//! the bad value (never a secret's) and its source. The defaults live here, by their key.
+//! The one validation pass: the merged values read into [`RawConfig`], then every key typed
+//! and checked, each problem kept with its key path, bad value and source. The defaults live
+//! here, by their key; `lanes` reads the `terminals` list.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,20 +11,16 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
-use super::types::{Profile, StartTechnology, check_mode};
-use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Terminal};
+use super::schema::{Lenient, Object, Opt, RawConfig, RawFallback, RawMdns, RawMqtt};
+use super::types::{Profile, StartTechnology};
+use super::{Config, MdnsConfig, MqttFallback, Terminal};
 use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
-use crate::constants::{
-    DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_PROBE_CONFIRM as PROBE_CONFIRM,
-    DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
-};
+use crate::constants::{DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_PROBE_CONFIRM};
+use crate::constants::{DEFAULT_PROBE_TIMEOUT, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS};
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
 mod lanes;
-
-use lanes::{client_identity, lanes};
 
 const MAX_NAME_LEN: usize = 64;
 
@@ -44,70 +40,50 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     let url = r.get("url", raw.url, Ipv4Addr::LOCALHOST.into(), &ok);
     let ssl = r.get("SSL", raw.ssl, true, &ok);
     r.get("mode", raw.mode, "F".into(), &|mode| check_mode(mode));
-    let timeout = r.get("staticIptimeOut", raw.static_ip_timeout, s(5), &secs(120.0));
+    let timeout = r.get("staticIptimeOut", raw.timeout, s(5), &secs(120.0));
     let push = r.get("startTecnology", raw.push, StartTechnology::None, &ok);
     let loops_before = r.get("loopsBefore", raw.loops_before, 3, &count);
     let time_stop = r.get("timeStop", raw.time_stop, s(240), &secs(86_400.0));
     let poll = r.get("pollSeconds", raw.poll_seconds, s(10), &secs(300.0));
     let retries = r.get("retries", raw.retries, 600, &count);
     let why = "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart";
-    let h = range(s(1), s(300), why);
-    let horizon = r.get("notFoundHorizonSeconds", raw.horizon, HORIZON, &h);
-    let key = r.opt("key", raw.key, &ok);
-    let key = key.map(|k| k.filter(|k| !k.expose().is_empty()));
+    let horizon = r.get(
+        "notFoundHorizonSeconds",
+        raw.horizon,
+        HORIZON,
+        &range(s(1), s(300), why),
+    );
+    let key = r
+        .opt("key", raw.key, &ok)
+        .map(|k| k.filter(|k| !k.expose().is_empty()));
     let why = "must not be empty (remove it to run without an API key)";
-    let empty = range(1, usize::MAX, why);
-    let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
-    let refund_key = r.opt("refundKey", raw.refund_key, &|k| empty(&k.expose().len()));
+    let given = |k: &super::Secret| range(1, usize::MAX, why)(&k.expose().len());
+    let api_key = r.opt("apiKey", raw.api_key, &given);
+    let refund_key = r.opt("refundKey", raw.refund_key, &given);
     let client_auth = r.get("clientAuth", raw.client_auth, false, &ok);
     let metrics_public = r.get("metricsPublic", raw.metrics_public, false, &ok);
     let cors = r.get("corsOrigins", raw.cors_origins, Default::default(), &ok);
     let per_ip = range(1, 100_000, "must be a whole number from 1 to 100000");
-    let conns = r.get(
-        "maxConnectionsPerIp",
-        raw.max_connections_per_ip,
-        MAX_CONNS as u32,
-        &per_ip,
-    );
-    let starts = r.get(
-        "startsPerSecondPerIp",
-        raw.starts_per_second_per_ip,
-        STARTS,
-        &per_ip,
-    );
+    let conns = r.get("maxConnectionsPerIp", raw.conns, MAX_CONNS as u32, &per_ip);
+    let starts = r.get("startsPerSecondPerIp", raw.starts, STARTS, &per_ip);
     let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
     let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
     let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
-    let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
-    let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
+    let ms = |lo, hi| range(lo, hi, &format!("must be a whole number from {lo} to {hi}"));
+    let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms(100, 3_600_000));
     let down = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
     let up = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
     let (t, c) = (
-        PROBE_TIMEOUT.as_millis() as u64,
-        PROBE_CONFIRM.as_millis() as u64,
+        DEFAULT_PROBE_TIMEOUT.as_millis(),
+        DEFAULT_PROBE_CONFIRM.as_millis(),
     );
-    let t_ms = range(10, 60_000, "must be a whole number from 10 to 60000");
-    let probe_timeout = r.get("probeTimeoutMs", raw.probe_timeout_ms, t, &t_ms);
-    let c_ms = range(0, 60_000, "must be a whole number from 0 to 60000");
-    let probe_confirm = r.get("probeConfirmMs", raw.probe_confirm_ms, c, &c_ms);
-    let mdns: RawMdns = r.nested("mdns", raw.mdns);
-    let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
-    let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
-    let announce = r.get("mdns.announce", mdns.announce, false, &ok);
-    if announce == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
-        let message = "mdns.interfaces must name the interfaces to announce the gateway on                        (the mDNS daemon would otherwise join every interface of the machine)";
-        r.problem("mdns.announce", None, message);
-    }
-    if enabled == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
-        let message = "mdns.interfaces must name the interfaces to browse on (the mDNS daemon \
-                       would otherwise join every interface of the machine)";
-        r.problem("mdns", None, message);
-    }
-    let fallback = r.nested("fallback", raw.fallback);
-    let fallback = mqtt(r, fallback, certs_dir.as_deref());
-    let top_pins = r.opt("terminalPin", raw.terminal_pin, &ok);
+    let probe_timeout = r.get("probeTimeoutMs", raw.timeout_ms, t as u64, &ms(10, 60_000));
+    let probe_confirm = r.get("probeConfirmMs", raw.confirm_ms, c as u64, &ms(0, 60_000));
+    let mdns = mdns(r, raw.mdns);
+    let fallback = mqtt(r, raw.fallback, certs_dir.as_deref());
+    let pins = r.opt("terminalPin", raw.terminal_pin, &ok);
     let identity = (raw.terminal_client_cert, raw.terminal_client_key);
-    let top_identity = client_identity(r, "", identity);
+    let identity = lanes::client_identity(r, "", identity);
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
@@ -117,11 +93,11 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         poll_interval: poll.unwrap_or_default(),
         fallback: push.is_some_and(StartTechnology::wants_push_fallback)
             && matches!(fallback, Some(Some(_))),
-        pins: top_pins.clone().flatten().map(|p| p.0).unwrap_or_default(),
-        client_identity: top_identity.clone().flatten(),
+        pins: pins.flatten().map(|p| p.0).unwrap_or_default(),
+        client_identity: identity.flatten(),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
-    let terminals = lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
+    let terminals = lanes::lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
     Some(Config {
         listen: SocketAddr::new(url?, port?),
         ssl: ssl?,
@@ -139,11 +115,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
         probe_up_after: up?,
         probe_timeout: Duration::from_millis(probe_timeout?),
         probe_confirm: Duration::from_millis(probe_confirm?),
-        mdns: MdnsConfig {
-            enabled: enabled?,
-            announce: announce?,
-            interfaces: interfaces?,
-        },
+        mdns: mdns?,
         api_key: api_key?,
         key: key?,
         fallback: fallback?,
@@ -158,8 +130,50 @@ fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
     })
 }
 
+/// The seed's `mode`: B (standard) and S (proxy) relay through the vendor's cloud; ecrlink is
+/// cloud-free and runs only F, the fixed-IP mode, so the value is not kept.
+fn check_mode(text: &str) -> Result<(), String> {
+    let why = match text.trim().to_ascii_uppercase().as_str() {
+        "F" => return Ok(()),
+        "B" | "S" => {
+            "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); ecrlink is \
+             cloud-free and runs mode F only: set \"mode\": \"F\" and \"terminalIp\""
+        }
+        _ => "must be \"F\" (the only mode ecrlink runs; B and S need the vendor's cloud)",
+    };
+    Err(why.into())
+}
+
+/// `mdns`: browsing or announcing needs the interfaces named.
+fn mdns(r: &mut Reader, raw: Opt<Object>) -> Option<MdnsConfig> {
+    let mdns: RawMdns = r.nested("mdns", raw);
+    let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
+    let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
+    let announce = r.get("mdns.announce", mdns.announce, false, &ok);
+    let none = interfaces.as_ref().is_some_and(Vec::is_empty);
+    for (key, on, what) in [
+        ("mdns.announce", announce, "announce the gateway on"),
+        ("mdns", enabled, "browse on"),
+    ] {
+        if on == Some(true) && none {
+            let message = format!(
+                "mdns.interfaces must name the interfaces to {what} (the mDNS daemon would \
+                 otherwise join every interface of the machine)"
+            );
+            r.problem(key, None, message);
+        }
+    }
+    let (enabled, announce, interfaces) = (enabled?, announce?, interfaces?);
+    Some(MdnsConfig {
+        enabled,
+        announce,
+        interfaces,
+    })
+}
+
 /// `fallback.mqtt`; the files default to the certificates folder.
-fn mqtt(r: &mut Reader, raw: RawFallback, dir: Option<&Path>) -> Option<Option<MqttFallback>> {
+fn mqtt(r: &mut Reader, raw: Opt<Object>, dir: Option<&Path>) -> Option<Option<MqttFallback>> {
+    let raw: RawFallback = r.nested("fallback", raw);
     let Some(map) = r.opt("fallback.mqtt", raw.mqtt, &ok)? else {
         return Some(None);
     };
@@ -204,15 +218,20 @@ fn ok<T>(_: &T) -> Result<(), String> {
     Ok(())
 }
 
-fn range<T: PartialOrd + Copy>(lo: T, hi: T, why: &str) -> impl Fn(&T) -> Result<(), String> {
-    move |v| (lo..=hi).contains(v).then_some(()).ok_or(why.to_string())
+fn range<T: PartialOrd + Copy>(
+    lo: T,
+    hi: T,
+    why: &str,
+) -> impl Fn(&T) -> Result<(), String> + use<T> {
+    let why = why.to_string();
+    move |v| (lo..=hi).contains(v).then_some(()).ok_or(why.clone())
 }
 
-/// Seconds above 0 (the type's check) and at most `max`. The upper bounds of `timeStop`
-/// and `probeIntervalMs` only keep `Instant + duration` far from overflow.
+/// Seconds above 0 (the type's check) and at most `max`; the bounds of `timeStop` and
+/// `probeIntervalMs` only keep `Instant + duration` far from overflow.
 fn secs(max: f64) -> impl Fn(&Duration) -> Result<(), String> {
     let why = format!("must be a number of seconds above 0 and at most {max}");
-    move |d| range(Duration::ZERO, Duration::from_secs_f64(max), &why)(d)
+    range(Duration::ZERO, Duration::from_secs_f64(max), &why)
 }
 
 fn count(n: &u32) -> Result<(), String> {
@@ -229,12 +248,6 @@ fn name(text: &str) -> Result<(), String> {
     let why = format!("must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, '.', '_' or '-'");
     range(1, MAX_NAME_LEN, &why)(&text.len())?;
     text.chars().all(allowed).then_some(()).ok_or(why)
-}
-
-/// A poll at least as long as `timeStop`.
-fn longer(stop: Duration) -> String {
-    let stop = stop.as_secs_f64();
-    format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
 }
 
 /// Collects problems; every `None` it returns has pushed one.
@@ -265,7 +278,7 @@ impl Reader {
     }
 
     /// An optional key: `Some(None)` when absent or null.
-    fn opt<T>(&mut self, path: &str, f: Option<Lenient<T>>, check: Check<T>) -> Option<Option<T>> {
+    fn opt<T>(&mut self, path: &str, f: Opt<T>, check: Check<T>) -> Option<Option<T>> {
         self.read(path, f.unwrap_or_default(), check)
     }
 
@@ -277,8 +290,8 @@ impl Reader {
         value
     }
 
-    /// Reads an object into its struct: unknown keys are reported and dropped first, so
-    /// serde (whose fields all take any value) has nothing left to stop at.
+    /// Reads an object into its struct: unknown keys are reported and dropped first, so serde
+    /// (whose fields all take any value) has nothing left to stop at.
     fn strict<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, mut map: Object) -> T {
         let keys = super::schema::fields::<T>();
         for key in map.keys().filter(|k| !keys.contains(&k.as_str())) {
@@ -293,12 +306,8 @@ impl Reader {
         T::deserialize(Value::Object(map)).unwrap_or_default()
     }
 
-    /// A nested object: its struct, the default one when absent (or reported).
-    fn nested<T: for<'de> Deserialize<'de> + Default>(
-        &mut self,
-        path: &str,
-        f: Option<Lenient<Object>>,
-    ) -> T {
+    /// A nested object's struct; the default one when absent (or reported).
+    fn nested<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, f: Opt<Object>) -> T {
         match self.opt(path, f, &ok) {
             Some(Some(map)) => self.strict(path, map),
             _ => T::default(),
