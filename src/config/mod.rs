@@ -8,18 +8,16 @@
 mod error;
 mod layers;
 mod schema;
-mod types;
 mod validate;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use serde_json::{Value, json};
 
 pub use error::{ConfigError, Problem};
-pub use types::{Profile, Secret, StartTechnology};
 
 use crate::transport::mqtt::wire::BrokerUrl;
 
@@ -29,8 +27,7 @@ pub struct Config {
     /// `url` + `port` ("localhost" is 127.0.0.1; port 0 asks for a free one).
     pub listen: SocketAddr,
     pub ssl: bool,
-    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one; never empty, ids and
-    /// addresses unique.
+    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one; ids and addresses unique.
     pub terminals: Vec<Terminal>,
     pub start_technology: StartTechnology,
     pub loops_before: u32,
@@ -44,9 +41,8 @@ pub struct Config {
     pub probe_interval: Duration,
     pub probe_down_after: u32,
     pub probe_up_after: u32,
-    /// `probeTimeoutMs`: one probe's deadline.
     pub probe_timeout: Duration,
-    /// `probeConfirmMs`: the pause between quick re-probes that confirm a change.
+    /// The pause between quick re-probes that confirm a change.
     pub probe_confirm: Duration,
     pub mdns: MdnsConfig,
     pub api_key: Option<Secret>,
@@ -56,11 +52,9 @@ pub struct Config {
     pub fallback: Option<MqttFallback>,
     /// When set, refunds, voids and operator resolutions need it.
     pub refund_key: Option<Secret>,
-    /// API clients need a client certificate from the private CA.
     pub client_auth: bool,
-    /// `/metrics` and `/healthz` readable without a key.
     pub metrics_public: bool,
-    /// The web origins allowed to call the API (normalized, lower case).
+    /// Normalized, lower case.
     pub cors_origins: Vec<String>,
     /// `maxConnectionsPerIp`, `startsPerSecondPerIp` (loopback clients are exempt).
     pub limits: crate::http::limits::LimitSettings,
@@ -75,15 +69,14 @@ pub struct Terminal {
     pub profile: Profile,
     /// Deadline for TCP connect plus TLS handshake.
     pub static_ip_timeout: Duration,
-    /// Interval of status polls during a sale.
     pub poll_interval: Duration,
-    /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
+    /// On for the gateway, and not `"fallback": false` here.
     pub fallback: bool,
     /// The `comercia-pos` profile's own settings (`None` for `instore`).
     pub comercia: Option<ComerciaLane>,
-    /// `terminalPin`: SPKI pins (`sha256/<base64>`); empty for none.
+    /// `terminalPin`: SPKI pins (`sha256/<base64>`).
     pub pins: Vec<String>,
-    /// `terminalClientCert` and `terminalClientKey`: presented to the terminal.
+    /// `terminalClientCert` and `terminalClientKey`, presented to the terminal.
     pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
@@ -104,8 +97,8 @@ pub struct MdnsConfig {
     pub interfaces: Vec<String>,
 }
 
-/// `fallback.mqtt`: the broker and the gateway's identity towards it; the files default to
-/// `certsDir`'s client.pem (CN `ecrlink-gateway`), client.key and ca.pem.
+/// `fallback.mqtt`: the broker and the gateway's identity towards it (files in `certsDir` by
+/// default).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttFallback {
     pub broker: BrokerUrl,
@@ -116,8 +109,8 @@ pub struct MqttFallback {
     pub ca_cert: PathBuf,
 }
 
-/// Command-line values; they beat every other layer. `values` holds any top-level key
-/// by its JSON name (a name that is not a key is reported like an unknown file key).
+/// Command-line values, which beat every other layer; `values` holds any top-level key by its
+/// JSON name.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub port: Option<u16>,
@@ -141,38 +134,39 @@ impl Overrides {
     }
 }
 
-/// Loads the configuration from `path`, the process's `ECRLINK_*` variables and `cli`.
-/// A missing file is `NotFound` when `path_is_explicit`; a missing default file means
-/// "defaults and environment only", and the caller says so in its log.
+/// Loads `path`, the process's `ECRLINK_*` variables and `cli`. A missing file is `NotFound`
+/// when `path_is_explicit`; a missing default file means defaults and environment only.
 pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Config, ConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => Some(bytes),
-        Err(source) if source.kind() != ErrorKind::NotFound => {
-            let path = path.into();
-            return Err(ConfigError::Io { path, source });
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            return Err(ConfigError::Io {
+                path: path.into(),
+                source: e,
+            });
         }
         Err(_) if path_is_explicit => return Err(ConfigError::NotFound { path: path.into() }),
         Err(_) => None,
     };
-    let source = format!("file {}", path.display());
-    let file = bytes.as_deref().map(|b| (b, source));
+    let file = bytes
+        .as_deref()
+        .map(|b| (b, format!("file {}", path.display())));
     let (env, problems) = layers::process_env();
     layers::build(file, Some(path), &env, problems, cli.all())
 }
 
-/// Like [`load`] but with the JSON given as text (or absent) and the environment given
-/// explicitly, with the same `ECRLINK_` rules; the process environment is not read.
+/// Like [`load`], with the JSON as text (or absent) and the environment given, not read.
 pub fn load_from(
     json_text: Option<&str>,
     env: &[(String, String)],
     cli: &Overrides,
 ) -> Result<Config, ConfigError> {
-    let file = json_text.map(|text| (text.as_bytes(), "JSON text".to_string()));
+    let file = json_text.map(|text| (text.as_bytes(), "JSON text".into()));
     layers::build(file, None, env, Vec::new(), cli.all())
 }
 
 impl Config {
-    /// The MQTT fallback if it is configured and `startTecnology` is not `"none"`.
+    /// The MQTT fallback if configured and `startTecnology` is not `"none"`.
     pub fn mqtt_fallback(&self) -> Option<&MqttFallback> {
         let on = self.start_technology.wants_push_fallback();
         self.fallback.as_ref().filter(|_| on)
@@ -235,5 +229,70 @@ impl Config {
             }});
         }
         effective
+    }
+}
+
+/// Never printed: `Debug` and `Display` show `***`; [`Secret::expose`] reads it on purpose.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The seed's `startTecnology` (the vendor's spelling): any value but `none` asks for the
+/// push fallback over MQTT when one is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartTechnology {
+    None,
+    Pushy,
+    Signalr,
+    Mqtt,
+}
+
+impl StartTechnology {
+    const ALL: [Self; 4] = [Self::None, Self::Pushy, Self::Signalr, Self::Mqtt];
+
+    pub fn as_str(self) -> &'static str {
+        ["none", "pushy", "signalr", "mqtt"][self as usize]
+    }
+
+    pub fn wants_push_fallback(self) -> bool {
+        self != StartTechnology::None
+    }
+}
+
+/// The protocol a terminal speaks: the InStore REST API (DESIGN.md) or the payment app's own
+/// (`comercia-pos`, `terminal::comercia`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    #[default]
+    Instore,
+    ComerciaPos,
+}
+
+impl Profile {
+    const ALL: [Self; 2] = [Profile::Instore, Profile::ComerciaPos];
+
+    pub fn as_str(self) -> &'static str {
+        ["instore", "comercia-pos"][self as usize]
     }
 }

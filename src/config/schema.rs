@@ -10,13 +10,11 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, value::MapDeserializer};
 use serde_json::{Map, Value};
 
-use super::types::{Profile, Secret, StartTechnology};
+use super::{Profile, Secret, StartTechnology};
 use crate::constants::DEFAULT_PORT;
 use crate::transport::mqtt::wire::BrokerUrl;
 
 pub(super) type Object = Map<String, Value>;
-/// An optional key: absent and `null` read as `None`.
-pub(super) type Opt<T> = Option<Lenient<T>>;
 
 pub(super) const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
@@ -28,46 +26,38 @@ pub(super) struct RawConfig {
     #[serde(rename = "SSL")]
     pub ssl: Lenient<bool>,
     pub mode: Lenient<String>,
-    pub terminal_ip: Opt<SocketAddr>,
-    pub device_id: Opt<String>,
-    pub terminals: Opt<Vec<Value>>,
+    pub terminal_ip: Lenient<SocketAddr>,
+    pub device_id: Lenient<String>,
+    pub terminals: Lenient<Vec<Value>>,
     #[serde(rename = "staticIptimeOut")]
-    pub timeout: Lenient<Duration>,
+    pub static_ip_timeout: Lenient<Duration>,
     pub poll_seconds: Lenient<Duration>,
-    #[serde(rename = "startTecnology")]
-    pub push: Lenient<StartTechnology>,
+    pub start_tecnology: Lenient<StartTechnology>,
     pub loops_before: Lenient<u32>,
     pub time_stop: Lenient<Duration>,
     pub retries: Lenient<u32>,
-    #[serde(rename = "notFoundHorizonSeconds")]
-    pub horizon: Lenient<Duration>,
-    pub key: Opt<Secret>,
-    pub api_key: Opt<Secret>,
+    pub not_found_horizon_seconds: Lenient<Duration>,
+    pub key: Lenient<Secret>,
+    pub api_key: Lenient<Secret>,
     pub certs_dir: Lenient<PathBuf>,
     pub journal: Lenient<PathBuf>,
-    #[serde(rename = "journalRetentionDays")]
-    pub retention: Lenient<u32>,
-    #[serde(rename = "probeIntervalMs")]
-    pub probe_ms: Lenient<u64>,
+    pub journal_retention_days: Lenient<u32>,
+    pub probe_interval_ms: Lenient<u64>,
     pub probe_down_after: Lenient<u32>,
     pub probe_up_after: Lenient<u32>,
-    #[serde(rename = "probeTimeoutMs")]
-    pub timeout_ms: Lenient<u64>,
-    #[serde(rename = "probeConfirmMs")]
-    pub confirm_ms: Lenient<u64>,
-    pub mdns: Opt<Object>,
-    pub fallback: Opt<Object>,
-    pub refund_key: Opt<Secret>,
+    pub probe_timeout_ms: Lenient<u64>,
+    pub probe_confirm_ms: Lenient<u64>,
+    pub mdns: Lenient<Object>,
+    pub fallback: Lenient<Object>,
+    pub refund_key: Lenient<Secret>,
     pub client_auth: Lenient<bool>,
     pub metrics_public: Lenient<bool>,
     pub cors_origins: Lenient<Origins>,
-    pub terminal_pin: Opt<Pins>,
-    pub terminal_client_cert: Opt<PathBuf>,
-    pub terminal_client_key: Opt<PathBuf>,
-    #[serde(rename = "maxConnectionsPerIp")]
-    pub conns: Lenient<u32>,
-    #[serde(rename = "startsPerSecondPerIp")]
-    pub starts: Lenient<u32>,
+    pub terminal_pin: Lenient<Pins>,
+    pub terminal_client_cert: Lenient<PathBuf>,
+    pub terminal_client_key: Lenient<PathBuf>,
+    pub max_connections_per_ip: Lenient<u32>,
+    pub starts_per_second_per_ip: Lenient<u32>,
 }
 
 /// `terminalPin`: one `"sha256/<base64>"` or a list of them (for rotation).
@@ -75,7 +65,7 @@ pub(super) struct RawConfig {
 pub(super) struct Pins(pub Vec<String>);
 
 /// `corsOrigins`: web origins (`scheme://host[:port]`), normalized.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Origins(pub Vec<String>);
 
 #[derive(Deserialize, Default)]
@@ -85,15 +75,15 @@ pub(super) struct RawTerminal {
     pub terminal_ip: Lenient<SocketAddr>,
     pub profile: Lenient<Profile>,
     #[serde(rename = "staticIptimeOut")]
-    pub timeout: Opt<Duration>,
-    pub poll_seconds: Opt<Duration>,
-    pub fallback: Opt<bool>,
-    pub server_name: Opt<String>,
-    pub ca_cert: Opt<PathBuf>,
-    pub source: Opt<String>,
-    pub terminal_pin: Opt<Pins>,
-    pub terminal_client_cert: Opt<PathBuf>,
-    pub terminal_client_key: Opt<PathBuf>,
+    pub static_ip_timeout: Lenient<Duration>,
+    pub poll_seconds: Lenient<Duration>,
+    pub fallback: Lenient<bool>,
+    pub server_name: Lenient<String>,
+    pub ca_cert: Lenient<PathBuf>,
+    pub source: Lenient<String>,
+    pub terminal_pin: Lenient<Pins>,
+    pub terminal_client_cert: Lenient<PathBuf>,
+    pub terminal_client_key: Lenient<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,17 +97,17 @@ pub(super) struct RawMdns {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawFallback {
-    pub mqtt: Opt<Object>,
+    pub mqtt: Lenient<Object>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub(super) struct RawMqtt {
     pub url: Lenient<BrokerUrl>,
-    pub client_id: Opt<String>,
-    pub client_cert: Opt<PathBuf>,
-    pub client_key: Opt<PathBuf>,
-    pub ca_cert: Opt<PathBuf>,
+    pub client_id: Lenient<String>,
+    pub client_cert: Lenient<PathBuf>,
+    pub client_key: Lenient<PathBuf>,
+    pub ca_cert: Lenient<PathBuf>,
 }
 
 /// Every key an environment variable may name, at any depth.
@@ -148,23 +138,35 @@ pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] 
     T::deserialize(probe).err().map_or(&[], |e| e.0)
 }
 
-/// A value as written with what reading it gave, or `Missing`; `null` is a problem (an
-/// optional key is an [`Opt`], whose `null` serde reads as absent).
+/// A value as given, with its key path and what reading it gave, or `Missing`. It is
+/// deserialized from `[path, value]`, the form `Reader::strict` gives each value.
 #[derive(Default)]
 pub(super) enum Lenient<T> {
     #[default]
     Missing,
-    Given(Value, Result<T, String>),
+    Given(String, Value, Result<T, String>),
 }
 
 impl<'de, T: FromJson> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
+        let (path, value) = <(String, Value)>::deserialize(deserializer)?;
         let read = match &value {
             Value::Null => Err("must not be null (remove the key to use the default)".into()),
             value => T::from_json(value),
         };
-        Ok(Lenient::Given(value, read))
+        Ok(Lenient::Given(path, value, read))
+    }
+}
+
+impl<T> Lenient<T> {
+    /// A value other than `null` was given.
+    pub fn given(&self) -> bool {
+        matches!(self, Lenient::Given(_, value, _) if !value.is_null())
+    }
+
+    /// `null` read as absent, as for an optional key.
+    pub fn or_absent(self) -> Self {
+        if self.given() { self } else { Lenient::Missing }
     }
 }
 
