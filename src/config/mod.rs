@@ -148,9 +148,8 @@ pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Conf
         Err(_) if path_is_explicit => return Err(ConfigError::NotFound { path: path.into() }),
         Err(_) => None,
     };
-    let file = bytes
-        .as_deref()
-        .map(|b| (b, format!("file {}", path.display())));
+    let source = format!("file {}", path.display());
+    let file = bytes.as_deref().map(|b| (b, source));
     let (env, problems) = layers::process_env();
     layers::build(file, Some(path), &env, problems, cli.all())
 }
@@ -185,23 +184,19 @@ impl Config {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let path = |p: &PathBuf| p.to_string_lossy().into_owned();
         let terminal = |t: &Terminal| {
+            let (c, id) = (t.comercia.as_ref(), t.client_identity.as_ref());
             let mut view = json!({
                 "deviceId": t.device_id, "terminalIp": t.address.to_string(),
                 "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
                 "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
+                "serverName": c.map(|c| &c.server_name), "caCert": c.map(|c| path(&c.ca_cert)),
+                "source": c.map(|c| &c.source), "terminalPin": (!t.pins.is_empty()).then_some(&t.pins),
+                "terminalClientCert": id.map(|i| path(&i.0)), "terminalClientKey": id.map(|i| path(&i.1)),
             });
-            if let Some(c) = &t.comercia {
-                view["serverName"] = json!(c.server_name);
-                view["caCert"] = json!(path(&c.ca_cert));
-                view["source"] = json!(c.source);
-            }
-            if !t.pins.is_empty() {
-                view["terminalPin"] = json!(t.pins);
-            }
-            if let Some((cert, key)) = &t.client_identity {
-                view["terminalClientCert"] = json!(path(cert));
-                view["terminalClientKey"] = json!(path(key));
-            }
+            // A lane shows only the keys it has.
+            view.as_object_mut()
+                .expect("an object")
+                .retain(|_, v| !v.is_null());
             view
         };
         let mut effective = json!({

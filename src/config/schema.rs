@@ -18,8 +18,8 @@ pub(super) type Object = Map<String, Value>;
 
 pub(super) const LANE: &str = r#"{"deviceId": "LANE-1", "terminalIp": "192.168.1.21"}"#;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawConfig {
     pub port: Lenient<u16>,
     pub url: Lenient<IpAddr>,
@@ -60,16 +60,14 @@ pub(super) struct RawConfig {
     pub starts_per_second_per_ip: Lenient<u32>,
 }
 
-/// `terminalPin`: one `"sha256/<base64>"` or a list of them (for rotation).
+/// `terminalPin`: one `"sha256/<base64>"` or a list of them; `corsOrigins`: web origins.
 #[derive(Default, Clone)]
 pub(super) struct Pins(pub Vec<String>);
-
-/// `corsOrigins`: web origins (`scheme://host[:port]`), normalized.
 #[derive(Default, Clone)]
 pub(super) struct Origins(pub Vec<String>);
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawTerminal {
     pub device_id: Lenient<String>,
     pub terminal_ip: Lenient<SocketAddr>,
@@ -86,22 +84,22 @@ pub(super) struct RawTerminal {
     pub terminal_client_key: Lenient<PathBuf>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawMdns {
     pub enabled: Lenient<bool>,
     pub announce: Lenient<bool>,
     pub interfaces: Lenient<Vec<String>>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawFallback {
     pub mqtt: Lenient<Object>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawMqtt {
     pub url: Lenient<BrokerUrl>,
     pub client_id: Lenient<String>,
@@ -121,8 +119,12 @@ pub(super) fn all_keys() -> impl Iterator<Item = &'static str> {
     [top, lane, mdns].into_iter().chain(mqtt).flatten().copied()
 }
 
+/// A struct of this file, read by `Reader::strict`.
+pub(super) trait Raw: for<'de> Deserialize<'de> {}
+impl<T: for<'de> Deserialize<'de>> Raw for T {}
+
 /// The keys serde's derive gives `T`: asked for one it lacks, `deny_unknown_fields` lists them.
-pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+pub(super) fn fields<T: Raw>() -> &'static [&'static str] {
     #[derive(Debug, thiserror::Error)]
     #[error("the expected fields")]
     struct Expected(&'static [&'static str]);
@@ -138,19 +140,18 @@ pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] 
     T::deserialize(probe).err().map_or(&[], |e| e.0)
 }
 
-/// A value as given, with its key path and what reading it gave, or `Missing`. It is
-/// deserialized from `[path, value]`, the form `Reader::strict` gives each value.
-#[derive(Default)]
+/// A value with its key path: as given and what reading it gave, or missing. `Reader::strict`
+/// hands serde every key as `[path, value, given]`.
 pub(super) enum Lenient<T> {
-    #[default]
-    Missing,
+    Missing(String),
     Given(String, Value, Result<T, String>),
 }
 
 impl<'de, T: FromJson> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (path, value) = <(String, Value)>::deserialize(deserializer)?;
+        let (path, value, given) = <(String, Value, bool)>::deserialize(deserializer)?;
         let read = match &value {
+            _ if !given => return Ok(Lenient::Missing(path)),
             Value::Null => Err("must not be null (remove the key to use the default)".into()),
             value => T::from_json(value),
         };
@@ -159,6 +160,12 @@ impl<'de, T: FromJson> Deserialize<'de> for Lenient<T> {
 }
 
 impl<T> Lenient<T> {
+    pub fn path(&self) -> &str {
+        match self {
+            Lenient::Missing(path) | Lenient::Given(path, ..) => path,
+        }
+    }
+
     /// A value other than `null` was given.
     pub fn given(&self) -> bool {
         matches!(self, Lenient::Given(_, value, _) if !value.is_null())
@@ -166,7 +173,10 @@ impl<T> Lenient<T> {
 
     /// `null` read as absent, as for an optional key.
     pub fn or_absent(self) -> Self {
-        if self.given() { self } else { Lenient::Missing }
+        match self.given() {
+            true => self,
+            false => Lenient::Missing(self.path().to_string()),
+        }
     }
 }
 
@@ -191,10 +201,10 @@ from_json! {
     bool => |v| boolean(&any(v));
     Duration => |v| seconds(&any(v));
     PathBuf => |v| path(any(v));
-    StartTechnology => |v| named(v, StartTechnology::ALL, StartTechnology::as_str,
-        "must be one of none, pushy, signalr, mqtt");
-    Profile => |v| named(v, Profile::ALL, Profile::as_str,
-        "must be \"instore\" or \"comercia-pos\"");
+    StartTechnology => |v| named(&text(v)?, &StartTechnology::ALL, StartTechnology::as_str)
+        .ok_or("must be one of none, pushy, signalr, mqtt".into());
+    Profile => |v| named(&text(v)?, &Profile::ALL, Profile::as_str)
+        .ok_or("must be \"instore\" or \"comercia-pos\"".into());
     BrokerUrl => |v| BrokerUrl::parse(&text(v)?);
     IpAddr => |v| listen_ip(&text(v)?);
     SocketAddr => |v| terminal_addr(&text(v)?);
@@ -222,25 +232,20 @@ fn any(value: &Value) -> String {
 }
 
 /// One of `all` by its name, without regard to case.
-fn named<T: Copy>(
-    v: &Value,
-    all: impl IntoIterator<Item = T>,
-    name: fn(T) -> &'static str,
-    why: &str,
-) -> Result<T, String> {
-    let text = text(v)?.trim().to_ascii_lowercase();
-    all.into_iter()
-        .find(|t| name(*t) == text)
-        .ok_or_else(|| why.into())
+fn named<T: Copy>(text: &str, all: &[T], name: fn(T) -> &'static str) -> Option<T> {
+    let text = text.trim().to_ascii_lowercase();
+    all.iter().copied().find(|t| name(*t) == text)
 }
 
 fn pins(value: &Value) -> Result<Pins, String> {
-    let list = value
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![value.clone()]);
+    let one = std::slice::from_ref(value);
     let pin = |v: &Value| Some(v.as_str().filter(|p| crate::pin::is_pin(p))?.to_string());
-    let read: Option<Vec<String>> = list.iter().map(pin).collect();
+    let read: Option<Vec<String>> = value
+        .as_array()
+        .map_or(one, |l| l)
+        .iter()
+        .map(pin)
+        .collect();
     let why = "must be a pin like \"sha256/<44 base64 characters>\" or a list of them \
                (`ecrlink certs show` prints each certificate's pin)";
     read.filter(|l| !l.is_empty())
@@ -257,12 +262,9 @@ fn origins(value: &Value) -> Result<Origins, String> {
 }
 
 fn whole<T: TryFrom<u64>>(text: &str, max: u64) -> Result<T, String> {
-    let n = text
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| T::try_from(n).ok());
-    n.ok_or_else(|| format!("must be a whole number from 0 to {max}"))
+    let n = text.trim().parse::<u64>().ok();
+    n.and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("must be a whole number from 0 to {max}"))
 }
 
 fn boolean(text: &str) -> Result<bool, String> {
@@ -281,10 +283,8 @@ fn seconds(text: &str) -> Result<Duration, String> {
 }
 
 fn path(text: String) -> Result<PathBuf, String> {
-    let why = "must be a path (a non-empty string)";
-    (!text.trim().is_empty())
-        .then(|| PathBuf::from(text))
-        .ok_or_else(|| why.into())
+    let path = (!text.trim().is_empty()).then(|| PathBuf::from(text));
+    path.ok_or_else(|| "must be a path (a non-empty string)".into())
 }
 
 fn interfaces(value: &Value) -> Result<Vec<String>, String> {

@@ -2,19 +2,12 @@
 //! and checked, each problem kept with its key path, bad value and source. The defaults live
 //! here, by their key.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::net::Ipv4Addr;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-use super::Terminal;
-use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{LANE, Lenient, Object, Origins, RawConfig, RawFallback, RawMdns};
+use super::schema::{LANE, Lenient, Object, Origins, Raw, RawConfig, RawFallback, RawMdns};
 use super::schema::{RawMqtt, RawTerminal};
-use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Profile, Secret, StartTechnology};
+use super::*;
 use crate::constants::{COMERCIA_DEFAULT_PORT, COMERCIA_DEFAULT_SOURCE, DEFAULT_DEVICE_ID};
 use crate::constants::{DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_PORT};
 use crate::constants::{DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PROBE_CONFIRM};
@@ -22,6 +15,10 @@ use crate::constants::{DEFAULT_PROBE_TIMEOUT, DEFAULT_STARTS_PER_SECOND_PER_IP a
 use crate::http::limits::LimitSettings;
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
+
+mod lanes;
+
+use lanes::{client_identity, lanes};
 
 const MAX_NAME_LEN: usize = 64;
 
@@ -95,7 +92,7 @@ fn config(r: &mut Reader, raw: RawConfig) -> Config {
     config.fallback = mqtt(r, raw.fallback, &config.certs_dir);
     let pins = r.opt(raw.terminal_pin, &ok).flatten();
     let identity = (raw.terminal_client_cert, raw.terminal_client_key);
-    let identity = client_identity(r, "", identity);
+    let identity = client_identity(r, identity);
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
@@ -111,191 +108,6 @@ fn config(r: &mut Reader, raw: RawConfig) -> Config {
     let terminals = lanes(r, raw.terminals, shorthand, (&lane, stop), poll);
     config.terminals = terminals.unwrap_or_default();
     config
-}
-
-/// A lane's top-level settings and `timeStop`, which its polls must be shorter than.
-type Top<'a> = (&'a Terminal, Option<Duration>);
-
-/// `terminals`, or the shorthand's (`terminalIp`, `deviceId`) one terminal.
-fn lanes(
-    r: &mut Reader,
-    list: Lenient<Vec<Value>>,
-    (ip, id): (Lenient<SocketAddr>, Lenient<String>),
-    (lane, stop): Top,
-    poll: Option<Duration>,
-) -> Option<Vec<Terminal>> {
-    // The top-level pollSeconds counts only where a terminal uses it.
-    let too_long = stop.and_then(|stop| poll.filter(|p| *p >= stop).map(|_| longer(stop)));
-    let poll_problem = |r: &mut Reader| {
-        if let (Some(message), Some(poll)) = (&too_long, poll) {
-            r.problem("pollSeconds", Some(&poll.as_secs_f64().into()), message);
-        }
-    };
-    // `None` for the shorthand; a list that is not one was reported and reads as empty.
-    let Some(list) = r.opt(list, &ok).unwrap_or(Some(Vec::new())) else {
-        poll_problem(r);
-        let device_id = r.opt(id, &|t| name(t));
-        let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
-                       \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
-        let address = r.need("terminalIp", ip.or_absent(), missing, &ok);
-        let mut one = lane.clone();
-        one.device_id = device_id?.unwrap_or(one.device_id);
-        one.address = address?;
-        return Some(vec![one]);
-    };
-    let keys = match (ip.given(), id.given()) {
-        (true, true) => Some("\"terminalIp\" and \"deviceId\""),
-        (true, false) => Some("\"terminalIp\""),
-        (false, true) => Some("\"deviceId\""),
-        (false, false) => None,
-    };
-    if let Some(keys) = keys {
-        let message = format!(
-            "cannot be used together with the top-level {keys}, the shorthand for a one-entry \
-             list: move them into \"terminals\""
-        );
-        r.problem("terminals", None, message);
-    }
-    if list.is_empty() && !r.problems.iter().any(|p| p.key == "terminals") {
-        let message = format!("must list at least one terminal, like [{LANE}]");
-        r.problem("terminals", Some(&Value::Array(Vec::new())), message);
-    }
-    let (n, mut read, mut top_poll_used) = (list.len(), Vec::new(), false);
-    for (i, entry) in list.into_iter().enumerate() {
-        let Value::Object(map) = entry else {
-            let message = format!("must be an object like {LANE}");
-            r.problem(&format!("terminals[{i}]"), Some(&entry), message);
-            continue;
-        };
-        let raw: RawTerminal = r.strict(&format!("terminals[{i}]"), map);
-        top_poll_used |= !raw.poll_seconds.given();
-        read.extend(terminal(r, i, raw, (lane, stop)).map(|t| (i, t)));
-    }
-    if top_poll_used {
-        poll_problem(r);
-    }
-    for (j, (i, terminal)) in read.iter().enumerate() {
-        let twin = |same: &dyn Fn(&Terminal) -> bool| read[..j].iter().find(|(_, t)| same(t));
-        if let Some((first, _)) = twin(&|t| t.device_id == terminal.device_id) {
-            let message = format!("is also the deviceId of terminals[{first}]: each needs its own");
-            let id = Value::from(terminal.device_id.clone());
-            r.problem(&format!("terminals[{i}].deviceId"), Some(&id), message);
-        }
-        if let Some((first, _)) = twin(&|t| t.address == terminal.address) {
-            let message = format!("is also the address of terminals[{first}]: each has its own");
-            let addr = Value::from(terminal.address.to_string());
-            r.problem(&format!("terminals[{i}].terminalIp"), Some(&addr), message);
-        }
-    }
-    (read.len() == n).then(|| read.into_iter().map(|(_, t)| t).collect())
-}
-
-fn terminal(r: &mut Reader, i: usize, raw: RawTerminal, (lane, stop): Top) -> Option<Terminal> {
-    let at = |key: &str| format!("terminals[{i}].{key}");
-    let missing = "the deviceId the POS names this lane's terminal by";
-    let device_id = r.need(&at("deviceId"), raw.device_id, missing, &|t| name(t));
-    let port_given = match &raw.terminal_ip {
-        Lenient::Given(_, Value::String(t), _) => t.trim().parse::<SocketAddr>().is_ok(),
-        _ => true,
-    };
-    let missing = "the terminal's fixed IP address, like \"192.168.1.21\"";
-    let address = r.need(&at("terminalIp"), raw.terminal_ip, missing, &ok);
-    let profile = r.try_get(raw.profile, Profile::Instore, &ok);
-    let is_comercia = profile == Some(Profile::ComerciaPos);
-    let comercia = comercia_lane(r, &at, profile, (raw.server_name, raw.ca_cert, raw.source));
-    // A comercia-pos terminal listens on its own default port.
-    let address = address.map(|a| match is_comercia && !port_given {
-        true => SocketAddr::new(a.ip(), COMERCIA_DEFAULT_PORT),
-        false => a,
-    });
-    let timeout = r.opt(raw.static_ip_timeout, &secs(120.0));
-    let poll = r.opt(raw.poll_seconds, &|poll| match stop {
-        Some(stop) if *poll >= stop => Err(longer(stop)),
-        _ => secs(300.0)(poll),
-    });
-    let fallback = r.opt(raw.fallback, &ok);
-    let pins = r.opt(raw.terminal_pin, &ok);
-    let identity = (raw.terminal_client_cert, raw.terminal_client_key);
-    let identity = client_identity(r, &format!("terminals[{i}]."), identity);
-    Some(Terminal {
-        device_id: device_id?,
-        address: address?,
-        profile: profile?,
-        static_ip_timeout: timeout?.unwrap_or(lane.static_ip_timeout),
-        poll_interval: poll?.unwrap_or(lane.poll_interval),
-        // The MQTT fallback speaks the InStore protocol only.
-        fallback: lane.fallback && fallback?.unwrap_or(true) && !is_comercia,
-        comercia: comercia?,
-        pins: pins?.map(|p| p.0).unwrap_or_else(|| lane.pins.clone()),
-        client_identity: identity?.or_else(|| lane.client_identity.clone()),
-    })
-}
-
-/// A poll at least as long as `timeStop`.
-fn longer(stop: Duration) -> String {
-    let stop = stop.as_secs_f64();
-    format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
-}
-
-/// `serverName` and `caCert` are required for a `comercia-pos` terminal and refused for an
-/// `instore` one (its name and CA are fixed); `source` defaults to `COMERCIA`.
-fn comercia_lane(
-    r: &mut Reader,
-    at: &dyn Fn(&str) -> String,
-    profile: Option<Profile>,
-    (name, ca, source): (Lenient<String>, Lenient<PathBuf>, Lenient<String>),
-) -> Option<Option<ComerciaLane>> {
-    if profile != Some(Profile::ComerciaPos) {
-        let given = [
-            ("serverName", name.given()),
-            ("caCert", ca.given()),
-            ("source", source.given()),
-        ];
-        for (key, _) in given.into_iter().filter(|(_, given)| *given) {
-            let why = "is only for \"profile\": \"comercia-pos\" (an instore terminal's name and \
-                       CA are fixed)";
-            r.problem(&at(key), None, why);
-        }
-        return profile.map(|_| None);
-    }
-    let dns = |t: &String| match rustls::pki_types::ServerName::try_from(t.as_str()) {
-        Ok(rustls::pki_types::ServerName::DnsName(_)) => Ok(()),
-        _ => Err("must be the DNS name the terminal's certificate carries".to_string()),
-    };
-    let header = |t: &String| {
-        let fits = (1..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic());
-        let why = "must be 1 to 64 visible ASCII characters (the X-SOURCE header)";
-        fits.then_some(()).ok_or(why.to_string())
-    };
-    let missing = "the name in the terminal's certificate";
-    let name = r.need(&at("serverName"), name.or_absent(), missing, &dns);
-    let missing = "the vendor SDK's CA file (PEM)";
-    let ca = r.need(&at("caCert"), ca.or_absent(), missing, &ok);
-    let source = r.opt(source, &header);
-    Some(Some(ComerciaLane {
-        server_name: name?,
-        ca_cert: ca?,
-        source: source?.unwrap_or_else(|| COMERCIA_DEFAULT_SOURCE.into()),
-    }))
-}
-
-/// `terminalClientCert` and `terminalClientKey`: both or neither.
-fn client_identity(
-    r: &mut Reader,
-    at: &str,
-    (cert, key): (Lenient<PathBuf>, Lenient<PathBuf>),
-) -> Option<Option<(PathBuf, PathBuf)>> {
-    let cert = r.opt(cert, &ok)?;
-    let key = r.opt(key, &ok)?;
-    let (given, missing) = match (cert, key) {
-        (Some(cert), Some(key)) => return Some(Some((cert, key))),
-        (None, None) => return Some(None),
-        (Some(_), None) => ("terminalClientCert", "terminalClientKey"),
-        (None, Some(_)) => ("terminalClientKey", "terminalClientCert"),
-    };
-    let message = format!("is required with {at}{given}: the certificate and its key go together");
-    r.problem(&format!("{at}{missing}"), None, message);
-    None
 }
 
 /// The seed's `mode`: B (standard) and S (proxy) relay through the vendor's cloud; ecrlink is
@@ -314,7 +126,7 @@ fn check_mode(text: &str) -> Result<(), String> {
 
 /// `mdns`: browsing or announcing needs the interfaces named.
 fn mdns(r: &mut Reader, raw: Lenient<Object>) -> MdnsConfig {
-    let mdns: RawMdns = r.nested("mdns", raw);
+    let mdns: RawMdns = r.nested(raw);
     let enabled = r.get(mdns.enabled, false, &ok);
     let interfaces = r.try_get(mdns.interfaces, Vec::new(), &ok);
     let announce = r.get(mdns.announce, false, &ok);
@@ -341,11 +153,11 @@ fn mdns(r: &mut Reader, raw: Lenient<Object>) -> MdnsConfig {
 
 /// `fallback.mqtt`; the files default to the certificates folder.
 fn mqtt(r: &mut Reader, raw: Lenient<Object>, dir: &Path) -> Option<MqttFallback> {
-    let raw: RawFallback = r.nested("fallback", raw);
+    let raw: RawFallback = r.nested(raw);
     let map = r.opt(raw.mqtt, &ok)??;
     let mqtt: RawMqtt = r.strict("fallback.mqtt", map);
     let missing = "the broker's address, like \"mqtts://192.168.1.10:8883\"";
-    let broker = r.need("fallback.mqtt.url", mqtt.url, missing, &ok);
+    let broker = r.need(mqtt.url, missing, &ok);
     let client_id = r.opt(mqtt.client_id, &|t| name(t));
     let mut file = |field, default: &str| Some(r.opt(field, &ok)?.unwrap_or(dir.join(default)));
     let client_cert = file(mqtt.client_cert, pki::CLIENT_CERT);
@@ -442,44 +254,38 @@ impl Reader {
         self.read(f.or_absent(), check)
     }
 
-    fn need<T>(&mut self, path: &str, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
-        let value = self.read(f, check)?;
-        if value.is_none() {
+    fn need<T>(&mut self, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
+        if let Lenient::Missing(path) = &f {
             self.problem(path, None, format!("is required: {missing}"));
         }
-        value
+        self.read(f, check)?
     }
 
-    /// Reads an object into its struct, each value as `[key path, value]`. Unknown keys are
+    /// Reads an object into its struct, every key as `[path, value, given]`. Unknown keys are
     /// reported and dropped first, so serde (whose fields all take any value) cannot stop.
-    fn strict<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, map: Object) -> T {
+    fn strict<T: Raw>(&mut self, path: &str, mut map: Object) -> T {
         let keys = super::schema::fields::<T>();
-        let mut known = Object::new();
-        for (key, value) in map {
-            let at = match path {
-                "" => key.clone(),
-                _ => format!("{path}.{key}"),
-            };
-            if keys.contains(&key.as_str()) {
-                known.insert(key, json!([at, value]));
-            } else {
-                // It may be a misspelt secret: its value is not shown.
-                self.problem(&at, None, format!("unknown key; {}", hint(keys, &key)));
-            }
+        let at = |key: &str| match path {
+            "" => key.to_string(),
+            _ => format!("{path}.{key}"),
+        };
+        for key in map.keys().filter(|k| !keys.contains(&k.as_str())) {
+            // It may be a misspelt secret: its value is not shown.
+            self.problem(&at(key), None, format!("unknown key; {}", hint(keys, key)));
         }
-        T::deserialize(Value::Object(known)).unwrap_or_default()
+        let mut value = |key: &str| match map.remove(key) {
+            Some(value) => json!([at(key), value, true]),
+            None => json!([at(key), null, false]),
+        };
+        let raw: Object = keys.iter().map(|k| (k.to_string(), value(k))).collect();
+        T::deserialize(Value::Object(raw)).expect("every key is [path, value, given]")
     }
 
-    /// A nested object's struct; the default one when absent (or reported).
-    fn nested<T: for<'de> Deserialize<'de> + Default>(
-        &mut self,
-        path: &str,
-        f: Lenient<Object>,
-    ) -> T {
-        match self.opt(f, &ok) {
-            Some(Some(map)) => self.strict(path, map),
-            _ => T::default(),
-        }
+    /// A nested object's struct, all keys missing when it is absent (or reported).
+    fn nested<T: Raw>(&mut self, f: Lenient<Object>) -> T {
+        let path = f.path().to_string();
+        let map = self.opt(f, &ok).flatten().unwrap_or_default();
+        self.strict(&path, map)
     }
 }
 
