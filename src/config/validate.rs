@@ -217,7 +217,7 @@ fn name(text: &str) -> Result<(), String> {
     text.chars().all(allowed).then_some(()).ok_or(why)
 }
 
-/// Collects problems; every `None` it returns has pushed one.
+/// Collects problems: a read that gives `None`, or a default for a bad value, has pushed one.
 struct Reader {
     layers: Layers,
     problems: Vec<Problem>,
