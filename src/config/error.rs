@@ -1,5 +1,5 @@
-//! What can go wrong when loading the configuration, with enough detail to fix it:
-//! every problem names the key path, the bad value (never a secret's) and its source.
+//! Loading errors; every [`Problem`] names the key path, the bad value (never a secret's)
+//! and its source.
 
 use std::path::PathBuf;
 use std::{fmt, io};
@@ -13,7 +13,7 @@ pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 
-    /// Not JSON, not UTF-8, or not a JSON object. `path` is `None` for JSON given as text.
+    /// Not JSON, not UTF-8, or not a JSON object; `path` is `None` for JSON given as text.
     #[error("{}: {message}", match path {
         Some(path) => format!("config file {} is not valid", path.display()),
         None => "config text is not valid".to_string(),
@@ -23,8 +23,8 @@ pub enum ConfigError {
         message: String,
     },
 
-    /// Every problem found, one per line: those of the layers (environment, duplicate
-    /// keys) first, then unknown keys and shapes, then the values.
+    /// Every problem, one per line: the layers' (environment, duplicate keys) first, then
+    /// unknown keys and shapes, then the values.
     #[error("invalid configuration ({} problem{}):{}", .0.len(), if .0.len() == 1 { "" } else { "s" },
             .0.iter().map(|p| format!("\n  {p}")).collect::<String>())]
     Invalid(Vec<Problem>),
@@ -43,19 +43,17 @@ impl ConfigError {
 /// One thing wrong with one key.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    /// The key path (`port`, `terminals[1].terminalIp`, `fallback.mqtt.url`), or the
-    /// environment variable when the variable itself is wrong.
+    /// `port`, `terminals[1].terminalIp`, `fallback.mqtt.url`, or a wrong environment variable.
     pub key: String,
     /// The offending value as JSON; `None` for secrets, unknown keys and absent values.
     pub value: Option<String>,
-    /// Where the value came from: `file PATH`, `JSON text`, `environment variable
-    /// NAME` or `command line`; `None` for a default or a missing key.
+    /// `file PATH`, `JSON text`, `environment variable NAME` or `command line`; `None` for a
+    /// default or a missing key.
     pub source: Option<String>,
     pub message: String,
 }
 
 impl Problem {
-    /// A problem without a value; the validation pass adds one where it may be shown.
     pub(super) fn new(key: String, source: Option<String>, message: impl Into<String>) -> Problem {
         let message = message.into();
         Problem {

@@ -1,17 +1,14 @@
-//! The layers and their merge: the JSON file, then `ECRLINK_*` variables, then the command
-//! line, each setting a value at a key path and remembering where it came from, so a
-//! problem can say "from environment variable ECRLINK_PORT".
-//!
-//! A variable names a path with `__` between keys and list indexes (from 0), matched
-//! without regard to case: `ECRLINK_TERMINALS__1__TERMINALIP` sets `terminals[1].terminalIp`.
-//! Values stay the strings given (`"0001"` is not the number 1); a value that is a JSON
-//! object or list (`ECRLINK_FALLBACK='{"mqtt": …}'`) sets that whole value.
+//! The layers: the JSON file, then `ECRLINK_*` variables, then the command line, each setting
+//! a value at a key path and remembering its source ("from environment variable ECRLINK_PORT").
+//! A variable names a path with `__` between keys and list indexes (from 0), matched without
+//! regard to case: `ECRLINK_TERMINALS__1__TERMINALIP` sets `terminals[1].terminalIp`. Values
+//! stay the strings given (`"0001"` is not 1); a JSON object or list sets that whole value.
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, Problem};
-use super::schema::all_keys;
+use super::schema::{Object, all_keys};
 
 const ENV_PREFIX: &str = "ECRLINK_";
 const ENV_SEPARATOR: &str = "__";
@@ -36,12 +33,12 @@ fn display(path: &[String]) -> String {
 /// Whether `path` lies inside the value at `above` (`terminals[1].deviceId` in `terminals`).
 fn under(path: &str, above: &str) -> bool {
     path.strip_prefix(above)
-        .is_some_and(|rest| rest.starts_with(['.', '[']))
+        .is_some_and(|r| r.starts_with(['.', '[']))
 }
 
 impl Layers {
-    /// Where the value at `path` came from: the layer that set it or a key above it,
-    /// else one that set a key inside it.
+    /// Where the value at `path` came from: the layer that set it or a key above it, else one
+    /// that set a key inside it.
     pub fn source(&self, path: &str) -> Option<String> {
         let sources = || self.sources.iter();
         let above = sources().filter(|(p, _)| p == path || under(path, p));
@@ -66,8 +63,9 @@ impl Layers {
             let items = node.as_array_mut().expect("made a list");
             let n = items.len();
             if i > n {
-                let message = format!("the list has {n} entries: use index {n} to add one");
-                return Err(message);
+                return Err(format!(
+                    "the list has {n} entries: use index {n} to add one"
+                ));
             }
             if i == n {
                 items.push(Value::Null);
@@ -81,8 +79,8 @@ impl Layers {
         Ok(())
     }
 
-    /// Applies `ECRLINK_*` variables. A variable that names no key, or a second one
-    /// naming the same path, is a problem: an override must never be silently ignored.
+    /// Applies `ECRLINK_*` variables; one naming no key, or a second naming the same path, is a
+    /// problem: an override is never silently ignored.
     fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<Problem>) {
         let mut seen: Vec<(String, &str)> = Vec::new();
         let ours = env
@@ -133,8 +131,7 @@ fn env_path(suffix: &str) -> Option<Vec<String>> {
     suffix.split(ENV_SEPARATOR).enumerate().map(step).collect()
 }
 
-/// The process's `ECRLINK_*` variables. `std::env::vars` would panic on a non-UTF-8
-/// variable anywhere in the environment; ours must be UTF-8, others are none of our business.
+/// The process's `ECRLINK_*` variables (`std::env::vars` would panic on any non-UTF-8 one).
 pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
     let (mut vars, mut problems) = (Vec::new(), Vec::new());
     for (name, value) in std::env::vars_os() {
@@ -144,24 +141,19 @@ pub(super) fn process_env() -> (Vec<(String, String)>, Vec<Problem>) {
         match value.into_string() {
             Ok(value) => vars.push((name, value)),
             Err(_) => {
-                let source = format!("environment variable {name}");
-                problems.push(Problem::new(
-                    name,
-                    Some(source.clone()),
-                    "is not valid UTF-8",
-                ));
+                let source = Some(format!("environment variable {name}"));
+                problems.push(Problem::new(name, source, "is not valid UTF-8"));
             }
         }
     }
     (vars, problems)
 }
 
-/// A config file's object and the keys it held twice; the error has line and column.
-/// Notepad saves UTF-8 with a byte-order mark; it is skipped.
-fn parse_json(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<String>), String> {
+/// A file's object and the keys it holds twice; Notepad's UTF-8 byte-order mark is skipped.
+fn parse_json(bytes: &[u8]) -> Result<(Object, Vec<String>), String> {
     struct TopLevel;
     impl<'de> Visitor<'de> for TopLevel {
-        type Value = (Map<String, Value>, Vec<String>);
+        type Value = (Object, Vec<String>);
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a JSON object of settings, like {\"terminalIp\": \"192.168.1.20\"}")
         }
@@ -182,11 +174,10 @@ fn parse_json(bytes: &[u8]) -> Result<(Map<String, Value>, Vec<String>), String>
     })?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let layer = (&mut deserializer).deserialize_map(TopLevel);
-    let layer = layer.and_then(|layer| deserializer.end().map(|()| layer));
-    layer.map_err(|e| e.to_string())
+    (layer.and_then(|layer| deserializer.end().map(|()| layer))).map_err(|e| e.to_string())
 }
 
-/// The layers, then the validation pass. `file` is the file's bytes and its source name.
+/// The layers, then the validation pass; `file` is the file's bytes and its source name.
 pub(super) fn build(
     file: Option<(&[u8], String)>,
     path: Option<&std::path::Path>,
@@ -208,8 +199,8 @@ pub(super) fn build(
     }
     layers.apply_env(env, &mut problems);
     for (key, value) in cli {
-        let top_level = layers.set(&[key], value, "command line");
-        top_level.expect("a top-level key is always settable");
+        let set = layers.set(&[key], value, "command line");
+        set.expect("a top-level key is always settable");
     }
     super::validate::validate(layers, problems)
 }

@@ -1,45 +1,39 @@
-//! Configuration: the vendor connector's mode F `config.json` as it is (strings for
-//! numbers and booleans included) plus ecrlink's own keys, among them `terminals`, the
-//! lanes of a store. Three steps: the layers (file → `ECRLINK_*` environment → command
-//! line, `layers`), serde structs that take any value (`schema`), and one validation pass
-//! that reports every problem with key path, value and source (`validate`). No other
-//! module reads the environment or a config file; `config/examples/README.md` explains
-//! every key.
+//! Configuration: the vendor connector's mode F `config.json` as it is (numbers and booleans
+//! as strings included) plus ecrlink's own keys. Three steps: the layers (file → `ECRLINK_*`
+//! environment → command line), serde structs that take any value (`schema`), and one
+//! validation pass reporting every problem with key path, value and source (`validate`).
+//! No other module reads the environment or a config file; `config/examples/README.md`
+//! explains every key.
 
 mod error;
 mod layers;
 mod schema;
-mod types;
 mod validate;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use serde_json::{Value, json};
 
 pub use error::{ConfigError, Problem};
-pub use types::{Profile, Secret, StartTechnology};
 
 use crate::transport::mqtt::wire::BrokerUrl;
 
-/// The effective configuration, every value typed and checked; the mode is always F, so
-/// it is not kept.
+/// The effective configuration, every value typed and checked (the mode is always F).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `url` + `port` ("localhost" is 127.0.0.1; port 0 asks for a free one).
     pub listen: SocketAddr,
     pub ssl: bool,
-    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one. Never empty; `deviceId`s
-    /// and addresses are unique.
+    /// `terminals`, or the seed's `terminalIp`/`deviceId` as one; ids and addresses unique.
     pub terminals: Vec<Terminal>,
     pub start_technology: StartTechnology,
     pub loops_before: u32,
     pub time_stop: Duration,
     pub retries: u32,
-    /// The least time between the two `not_found` lookups that end a transaction as
-    /// "never arrived".
+    /// The least time between the two `not_found` lookups that end a sale as "never arrived".
     pub not_found_horizon: Duration,
     pub certs_dir: PathBuf,
     pub journal: PathBuf,
@@ -47,9 +41,8 @@ pub struct Config {
     pub probe_interval: Duration,
     pub probe_down_after: u32,
     pub probe_up_after: u32,
-    /// `probeTimeoutMs`: one probe's deadline.
     pub probe_timeout: Duration,
-    /// `probeConfirmMs`: the pause between quick re-probes that confirm a change.
+    /// The pause between quick re-probes that confirm a change.
     pub probe_confirm: Duration,
     pub mdns: MdnsConfig,
     pub api_key: Option<Secret>,
@@ -57,13 +50,11 @@ pub struct Config {
     pub key: Option<Secret>,
     /// `fallback.mqtt` as configured; [`Config::mqtt_fallback`] says whether it is on.
     pub fallback: Option<MqttFallback>,
-    /// `refundKey`: when set, refunds, voids and operator resolutions need it.
+    /// When set, refunds, voids and operator resolutions need it.
     pub refund_key: Option<Secret>,
-    /// `clientAuth`: API clients need a client certificate from the private CA.
     pub client_auth: bool,
-    /// `metricsPublic`: `/metrics` and `/healthz` readable without a key.
     pub metrics_public: bool,
-    /// `corsOrigins`: the web origins allowed to call the API (normalized, lower case).
+    /// Normalized, lower case.
     pub cors_origins: Vec<String>,
     /// `maxConnectionsPerIp`, `startsPerSecondPerIp` (loopback clients are exempt).
     pub limits: crate::http::limits::LimitSettings,
@@ -78,20 +69,19 @@ pub struct Terminal {
     pub profile: Profile,
     /// Deadline for TCP connect plus TLS handshake.
     pub static_ip_timeout: Duration,
-    /// Interval of status polls during a sale.
     pub poll_interval: Duration,
-    /// Uses the push fallback: on for the gateway, and not `"fallback": false` here.
+    /// On for the gateway, and not `"fallback": false` here.
     pub fallback: bool,
     /// The `comercia-pos` profile's own settings (`None` for `instore`).
     pub comercia: Option<ComerciaLane>,
-    /// `terminalPin`: SPKI pins (`sha256/<base64>`); empty for none.
+    /// `terminalPin`: SPKI pins (`sha256/<base64>`).
     pub pins: Vec<String>,
-    /// `terminalClientCert` and `terminalClientKey`: presented to the terminal.
+    /// `terminalClientCert` and `terminalClientKey`, presented to the terminal.
     pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
-/// A `comercia-pos` terminal: the name its certificate carries, the only CA trusted for
-/// it (the vendor SDK's), and the `X-SOURCE` value its payment app expects.
+/// A `comercia-pos` terminal: its certificate's name, the only CA trusted for it (the vendor
+/// SDK's), and the `X-SOURCE` value its payment app expects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComerciaLane {
     pub server_name: String,
@@ -102,14 +92,13 @@ pub struct ComerciaLane {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MdnsConfig {
     pub enabled: bool,
-    /// `mdns.announce`: the gateway announces itself (`_ecrlink._tcp.local.`) on
-    /// `interfaces`, so POS apps on the LAN can find it. Off by default.
+    /// The gateway announces itself (`_ecrlink._tcp.local.`) on `interfaces`; off by default.
     pub announce: bool,
     pub interfaces: Vec<String>,
 }
 
-/// `fallback.mqtt`: the broker and the gateway's identity towards it; the files default
-/// to `certsDir`'s client.pem (CN `ecrlink-gateway`), client.key and ca.pem.
+/// `fallback.mqtt`: the broker and the gateway's identity towards it (files in `certsDir` by
+/// default).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttFallback {
     pub broker: BrokerUrl,
@@ -120,8 +109,8 @@ pub struct MqttFallback {
     pub ca_cert: PathBuf,
 }
 
-/// Command-line values; they beat every other layer. `values` holds any top-level key
-/// by its JSON name (a name that is not a key is reported like an unknown file key).
+/// Command-line values, which beat every other layer; `values` holds any top-level key by its
+/// JSON name.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub port: Option<u16>,
@@ -145,15 +134,16 @@ impl Overrides {
     }
 }
 
-/// Loads the configuration from `path`, the process's `ECRLINK_*` variables and `cli`.
-/// A missing file is `NotFound` when `path_is_explicit`; a missing default file means
-/// "defaults and environment only", and the caller says so in its log.
+/// Loads `path`, the process's `ECRLINK_*` variables and `cli`. A missing file is `NotFound`
+/// when `path_is_explicit`; a missing default file means defaults and environment only.
 pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Config, ConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => Some(bytes),
-        Err(source) if source.kind() != ErrorKind::NotFound => {
-            let path = path.into();
-            return Err(ConfigError::Io { path, source });
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            return Err(ConfigError::Io {
+                path: path.into(),
+                source: e,
+            });
         }
         Err(_) if path_is_explicit => return Err(ConfigError::NotFound { path: path.into() }),
         Err(_) => None,
@@ -164,28 +154,26 @@ pub fn load(path: &Path, path_is_explicit: bool, cli: &Overrides) -> Result<Conf
     layers::build(file, Some(path), &env, problems, cli.all())
 }
 
-/// Like [`load`] but with the JSON given as text (or absent) and the environment given
-/// explicitly, with the same `ECRLINK_` rules; the process environment is not read.
+/// Like [`load`], with the JSON as text (or absent) and the environment given, not read.
 pub fn load_from(
     json_text: Option<&str>,
     env: &[(String, String)],
     cli: &Overrides,
 ) -> Result<Config, ConfigError> {
-    let file = json_text.map(|text| (text.as_bytes(), "JSON text".to_string()));
+    let file = json_text.map(|text| (text.as_bytes(), "JSON text".into()));
     layers::build(file, None, env, Vec::new(), cli.all())
 }
 
 impl Config {
-    /// The MQTT fallback if it is configured and `startTecnology` is not `"none"`.
+    /// The MQTT fallback if configured and `startTecnology` is not `"none"`.
     pub fn mqtt_fallback(&self) -> Option<&MqttFallback> {
         let on = self.start_technology.wants_push_fallback();
         self.fallback.as_ref().filter(|_| on)
     }
 
-    /// The effective configuration in the seed's key names, as `ecrlink config check`
-    /// prints it: every terminal with its own timings, secrets as "***", durations in
-    /// seconds (`probeIntervalMs` in ms). Without the secrets it loads back into the
-    /// same `Config`.
+    /// The effective configuration in the seed's key names, as `ecrlink config check` prints
+    /// it: every terminal with its own timings, secrets as "***", durations in seconds (or
+    /// ms where the key says so). Without the secrets it loads back into the same `Config`.
     pub fn effective(&self) -> Value {
         let mask = |secret: &Option<Secret>| secret.as_ref().map(|_| "***");
         // Whole seconds print as integers, as the seed writes them.
@@ -193,38 +181,35 @@ impl Config {
             0 => json!(d.as_secs()),
             _ => json!(d.as_secs_f64()),
         };
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
         let terminal = |t: &Terminal| {
+            let (c, id) = (t.comercia.as_ref(), t.client_identity.as_ref());
             let mut view = json!({
                 "deviceId": t.device_id, "terminalIp": t.address.to_string(),
                 "profile": t.profile.as_str(), "staticIptimeOut": seconds(t.static_ip_timeout),
                 "pollSeconds": seconds(t.poll_interval), "fallback": t.fallback,
+                "serverName": c.map(|c| &c.server_name), "caCert": c.map(|c| path(&c.ca_cert)),
+                "source": c.map(|c| &c.source), "terminalPin": (!t.pins.is_empty()).then_some(&t.pins),
+                "terminalClientCert": id.map(|i| path(&i.0)), "terminalClientKey": id.map(|i| path(&i.1)),
             });
-            if let (Some(c), Some(view)) = (&t.comercia, view.as_object_mut()) {
-                view.insert("serverName".into(), json!(c.server_name));
-                view.insert("caCert".into(), json!(c.ca_cert.to_string_lossy()));
-                view.insert("source".into(), json!(c.source));
-            }
-            if !t.pins.is_empty() {
-                view["terminalPin"] = json!(t.pins);
-            }
-            if let Some((cert, key)) = &t.client_identity {
-                view["terminalClientCert"] = json!(cert.to_string_lossy());
-                view["terminalClientKey"] = json!(key.to_string_lossy());
-            }
+            // A lane shows only the keys it has.
+            view.as_object_mut()
+                .expect("an object")
+                .retain(|_, v| !v.is_null());
             view
         };
-        let probe_ms = u64::try_from(self.probe_interval.as_millis()).unwrap_or(u64::MAX);
         let mut effective = json!({
             "port": self.listen.port(), "url": self.listen.ip().to_string(), "SSL": self.ssl,
             "mode": "F", "key": mask(&self.key), "apiKey": mask(&self.api_key),
             "startTecnology": self.start_technology.as_str(),
             "loopsBefore": self.loops_before, "timeStop": seconds(self.time_stop),
             "retries": self.retries, "notFoundHorizonSeconds": seconds(self.not_found_horizon),
-            "certsDir": self.certs_dir.to_string_lossy(), "journal": self.journal.to_string_lossy(),
-            "journalRetentionDays": self.journal_retention_days, "probeIntervalMs": probe_ms,
-            "probeDownAfter": self.probe_down_after, "probeUpAfter": self.probe_up_after,
-            "probeTimeoutMs": u64::try_from(self.probe_timeout.as_millis()).unwrap_or(u64::MAX),
-            "probeConfirmMs": u64::try_from(self.probe_confirm.as_millis()).unwrap_or(u64::MAX),
+            "certsDir": path(&self.certs_dir), "journal": path(&self.journal),
+            "journalRetentionDays": self.journal_retention_days,
+            "probeIntervalMs": ms(self.probe_interval), "probeDownAfter": self.probe_down_after,
+            "probeUpAfter": self.probe_up_after, "probeTimeoutMs": ms(self.probe_timeout),
+            "probeConfirmMs": ms(self.probe_confirm),
             "mdns": { "enabled": self.mdns.enabled, "announce": self.mdns.announce, "interfaces": self.mdns.interfaces },
             "terminals": self.terminals.iter().map(terminal).collect::<Vec<_>>(),
             "refundKey": mask(&self.refund_key), "clientAuth": self.client_auth,
@@ -234,11 +219,75 @@ impl Config {
         });
         if let Some(m) = &self.fallback {
             effective["fallback"] = json!({ "mqtt": {
-                "url": m.broker.to_string(), "clientId": m.client_id,
-                "clientCert": m.client_cert.to_string_lossy(),
-                "clientKey": m.client_key.to_string_lossy(), "caCert": m.ca_cert.to_string_lossy(),
+                "url": m.broker.to_string(), "clientId": m.client_id, "clientCert": path(&m.client_cert),
+                "clientKey": path(&m.client_key), "caCert": path(&m.ca_cert),
             }});
         }
         effective
+    }
+}
+
+/// Never printed: `Debug` and `Display` show `***`; [`Secret::expose`] reads it on purpose.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The seed's `startTecnology` (the vendor's spelling): any value but `none` asks for the
+/// push fallback over MQTT when one is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartTechnology {
+    None,
+    Pushy,
+    Signalr,
+    Mqtt,
+}
+
+impl StartTechnology {
+    const ALL: [Self; 4] = [Self::None, Self::Pushy, Self::Signalr, Self::Mqtt];
+
+    pub fn as_str(self) -> &'static str {
+        ["none", "pushy", "signalr", "mqtt"][self as usize]
+    }
+
+    pub fn wants_push_fallback(self) -> bool {
+        self != StartTechnology::None
+    }
+}
+
+/// The protocol a terminal speaks: the InStore REST API (DESIGN.md) or the payment app's own
+/// (`comercia-pos`, `terminal::comercia`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    #[default]
+    Instore,
+    ComerciaPos,
+}
+
+impl Profile {
+    const ALL: [Self; 2] = [Profile::Instore, Profile::ComerciaPos];
+
+    pub fn as_str(self) -> &'static str {
+        ["instore", "comercia-pos"][self as usize]
     }
 }

@@ -1,24 +1,18 @@
-//! The one validation pass: the merged values read into [`RawConfig`], then every key
-//! typed and checked, each problem collected with its key path (`terminals[1].terminalIp`),
-//! the bad value (never a secret's) and its source. The defaults live here, by their key.
+//! The one validation pass: the merged values read into [`RawConfig`], then every key typed
+//! and checked, each problem kept with its key path, bad value and source. The defaults live
+//! here, by their key.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::net::Ipv4Addr;
 
-use serde::Deserialize;
-use serde_json::Value;
-
-use super::error::{ConfigError, Problem};
 use super::layers::Layers;
-use super::schema::{LANE, Lenient, Object, RawConfig, RawFallback, RawMdns, RawMqtt, RawTerminal};
-use super::types::{Profile, StartTechnology, check_mode};
-use super::{ComerciaLane, Config, MdnsConfig, MqttFallback, Terminal};
-use crate::constants::{DEFAULT_DEVICE_ID, DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PORT};
-use crate::constants::{
-    DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_PROBE_CONFIRM as PROBE_CONFIRM,
-    DEFAULT_PROBE_TIMEOUT as PROBE_TIMEOUT, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS,
-};
+use super::schema::{LANE, Lenient, Object, Origins, Raw, RawConfig, RawFallback, RawMdns};
+use super::schema::{RawMqtt, RawTerminal};
+use super::*;
+use crate::constants::{COMERCIA_DEFAULT_PORT, COMERCIA_DEFAULT_SOURCE, DEFAULT_DEVICE_ID};
+use crate::constants::{DEFAULT_MAX_CONNECTIONS_PER_IP as MAX_CONNS, DEFAULT_PORT};
+use crate::constants::{DEFAULT_NOT_FOUND_HORIZON as HORIZON, DEFAULT_PROBE_CONFIRM};
+use crate::constants::{DEFAULT_PROBE_TIMEOUT, DEFAULT_STARTS_PER_SECOND_PER_IP as STARTS};
+use crate::http::limits::LimitSettings;
 use crate::pki;
 use crate::probe::health::{DEFAULT_DOWN_AFTER as DOWN, DEFAULT_UP_AFTER as UP};
 
@@ -32,155 +26,150 @@ pub(super) fn validate(layers: Layers, problems: Vec<Problem>) -> Result<Config,
     let tree = layers.tree.as_object().cloned().unwrap_or_default();
     let mut r = Reader { layers, problems };
     let raw = r.strict("", tree);
-    match config(&mut r, raw) {
-        Some(config) if r.problems.is_empty() => Ok(config),
-        _ => Err(ConfigError::Invalid(r.problems)),
+    let config = config(&mut r, raw);
+    match r.problems.is_empty() {
+        true => Ok(config),
+        false => Err(ConfigError::Invalid(r.problems)),
     }
 }
 
-fn config(r: &mut Reader, raw: RawConfig) -> Option<Config> {
-    let s = Duration::from_secs;
-    let port = r.get("port", raw.port, DEFAULT_PORT, &ok);
-    let url = r.get("url", raw.url, Ipv4Addr::LOCALHOST.into(), &ok);
-    let ssl = r.get("SSL", raw.ssl, true, &ok);
-    r.get("mode", raw.mode, "F".into(), &|mode| check_mode(mode));
-    let timeout = r.get("staticIptimeOut", raw.static_ip_timeout, s(5), &secs(120.0));
-    let push = r.get("startTecnology", raw.push, StartTechnology::None, &ok);
-    let loops_before = r.get("loopsBefore", raw.loops_before, 3, &count);
-    let time_stop = r.get("timeStop", raw.time_stop, s(240), &secs(86_400.0));
-    let poll = r.get("pollSeconds", raw.poll_seconds, s(10), &secs(300.0));
-    let retries = r.get("retries", raw.retries, 600, &count);
+/// Reads in the order problems are listed; a bad value's default stands in for it.
+fn config(r: &mut Reader, raw: RawConfig) -> Config {
+    let (s, millis) = (Duration::from_secs, Duration::from_millis);
+    let count = range(1, u32::MAX, "must be a whole number, at least 1");
+    let rounds = range(1, 100, "must be a whole number from 1 to 100");
+    let port = r.get(raw.port, DEFAULT_PORT, &ok);
+    let url = r.get(raw.url, Ipv4Addr::LOCALHOST.into(), &ok);
+    let ssl = r.get(raw.ssl, true, &ok);
+    r.get(raw.mode, "F".into(), &|mode| check_mode(mode));
+    let timeout = r.get(raw.static_ip_timeout, s(5), &secs(120.0));
+    let push = r.get(raw.start_tecnology, StartTechnology::None, &ok);
+    let loops_before = r.get(raw.loops_before, 3, &count);
+    let stop = r.try_get(raw.time_stop, s(240), &secs(86_400.0));
+    let poll = r.try_get(raw.poll_seconds, s(10), &secs(300.0));
     let why = "must be from 1 to 300 seconds: \"never arrived\" needs two lookups some time apart";
-    let h = range(s(1), s(300), why);
-    let horizon = r.get("notFoundHorizonSeconds", raw.horizon, HORIZON, &h);
-    let key = r.opt("key", raw.key, &ok);
-    let key = key.map(|k| k.filter(|k| !k.expose().is_empty()));
+    let horizon = range(s(1), s(300), why);
     let why = "must not be empty (remove it to run without an API key)";
-    let empty = range(1, usize::MAX, why);
-    let api_key = r.opt("apiKey", raw.api_key, &|k| empty(&k.expose().len()));
-    let refund_key = r.opt("refundKey", raw.refund_key, &|k| empty(&k.expose().len()));
-    let client_auth = r.get("clientAuth", raw.client_auth, false, &ok);
-    let metrics_public = r.get("metricsPublic", raw.metrics_public, false, &ok);
-    let cors = r.get("corsOrigins", raw.cors_origins, Default::default(), &ok);
+    let given = |k: &Secret| range(1, usize::MAX, why)(&k.expose().len());
     let per_ip = range(1, 100_000, "must be a whole number from 1 to 100000");
-    let conns = r.get(
-        "maxConnectionsPerIp",
-        raw.max_connections_per_ip,
-        MAX_CONNS as u32,
-        &per_ip,
-    );
-    let starts = r.get(
-        "startsPerSecondPerIp",
-        raw.starts_per_second_per_ip,
-        STARTS,
-        &per_ip,
-    );
-    let certs_dir = r.get("certsDir", raw.certs_dir, "certs".into(), &ok);
-    let journal = r.get("journal", raw.journal, "data/journal.db".into(), &ok);
-    let retention = r.get("journalRetentionDays", raw.retention, 90, &count);
-    let ms = range(100, 3_600_000, "must be a whole number from 100 to 3600000");
-    let probe = r.get("probeIntervalMs", raw.probe_ms, 1000, &ms);
-    let down = r.get("probeDownAfter", raw.probe_down_after, DOWN, &rounds);
-    let up = r.get("probeUpAfter", raw.probe_up_after, UP, &rounds);
-    let (t, c) = (
-        PROBE_TIMEOUT.as_millis() as u64,
-        PROBE_CONFIRM.as_millis() as u64,
-    );
-    let t_ms = range(10, 60_000, "must be a whole number from 10 to 60000");
-    let probe_timeout = r.get("probeTimeoutMs", raw.probe_timeout_ms, t, &t_ms);
-    let c_ms = range(0, 60_000, "must be a whole number from 0 to 60000");
-    let probe_confirm = r.get("probeConfirmMs", raw.probe_confirm_ms, c, &c_ms);
-    let mdns: RawMdns = r.nested("mdns", raw.mdns);
-    let enabled = r.get("mdns.enabled", mdns.enabled, false, &ok);
-    let interfaces = r.get("mdns.interfaces", mdns.interfaces, Vec::new(), &ok);
-    let announce = r.get("mdns.announce", mdns.announce, false, &ok);
-    if announce == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
-        let message = "mdns.interfaces must name the interfaces to announce the gateway on                        (the mDNS daemon would otherwise join every interface of the machine)";
-        r.problem("mdns.announce", None, message);
-    }
-    if enabled == Some(true) && interfaces.as_ref().is_some_and(Vec::is_empty) {
-        let message = "mdns.interfaces must name the interfaces to browse on (the mDNS daemon \
-                       would otherwise join every interface of the machine)";
-        r.problem("mdns", None, message);
-    }
-    let fallback = r.nested("fallback", raw.fallback);
-    let fallback = mqtt(r, fallback, certs_dir.as_deref());
-    let top_pins = r.opt("terminalPin", raw.terminal_pin, &ok);
+    let ms = |lo, hi| range(lo, hi, &format!("must be a whole number from {lo} to {hi}"));
+    let probe_timeout = DEFAULT_PROBE_TIMEOUT.as_millis() as u64;
+    let probe_confirm = DEFAULT_PROBE_CONFIRM.as_millis() as u64;
+    let mut config = Config {
+        listen: SocketAddr::new(url, port),
+        ssl,
+        start_technology: push,
+        loops_before,
+        time_stop: stop.unwrap_or_default(),
+        retries: r.get(raw.retries, 600, &count),
+        not_found_horizon: r.get(raw.not_found_horizon_seconds, HORIZON, &horizon),
+        key: r
+            .opt(raw.key, &ok)
+            .flatten()
+            .filter(|k| !k.expose().is_empty()),
+        api_key: r.opt(raw.api_key, &given).flatten(),
+        refund_key: r.opt(raw.refund_key, &given).flatten(),
+        client_auth: r.get(raw.client_auth, false, &ok),
+        metrics_public: r.get(raw.metrics_public, false, &ok),
+        cors_origins: r.get(raw.cors_origins, Origins::default(), &ok).0,
+        limits: LimitSettings {
+            connections_per_ip: r.get(raw.max_connections_per_ip, MAX_CONNS as u32, &per_ip)
+                as usize,
+            starts_per_second: r.get(raw.starts_per_second_per_ip, STARTS, &per_ip),
+        },
+        certs_dir: r.get(raw.certs_dir, "certs".into(), &ok),
+        journal: r.get(raw.journal, "data/journal.db".into(), &ok),
+        journal_retention_days: r.get(raw.journal_retention_days, 90, &count),
+        probe_interval: millis(r.get(raw.probe_interval_ms, 1000, &ms(100, 3_600_000))),
+        probe_down_after: r.get(raw.probe_down_after, DOWN, &rounds),
+        probe_up_after: r.get(raw.probe_up_after, UP, &rounds),
+        probe_timeout: millis(r.get(raw.probe_timeout_ms, probe_timeout, &ms(10, 60_000))),
+        probe_confirm: millis(r.get(raw.probe_confirm_ms, probe_confirm, &ms(0, 60_000))),
+        mdns: mdns(r, raw.mdns),
+        fallback: None,
+        terminals: Vec::new(),
+    };
+    config.fallback = mqtt(r, raw.fallback, &config.certs_dir);
+    let pins = r.opt(raw.terminal_pin, &ok).flatten();
     let identity = (raw.terminal_client_cert, raw.terminal_client_key);
-    let top_identity = client_identity(r, "", identity);
+    let identity = client_identity(r, identity);
     let lane = Terminal {
         device_id: DEFAULT_DEVICE_ID.into(),
         address: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
         profile: Profile::Instore,
         comercia: None,
-        static_ip_timeout: timeout.unwrap_or_default(),
+        static_ip_timeout: timeout,
         poll_interval: poll.unwrap_or_default(),
-        fallback: push.is_some_and(StartTechnology::wants_push_fallback)
-            && matches!(fallback, Some(Some(_))),
-        pins: top_pins.clone().flatten().map(|p| p.0).unwrap_or_default(),
-        client_identity: top_identity.clone().flatten(),
+        fallback: push.wants_push_fallback() && config.fallback.is_some(),
+        pins: pins.map(|p| p.0).unwrap_or_default(),
+        client_identity: identity.flatten(),
     };
     let shorthand = (raw.terminal_ip, raw.device_id);
-    let terminals = lanes(r, raw.terminals, shorthand, (&lane, time_stop), poll);
-    Some(Config {
-        listen: SocketAddr::new(url?, port?),
-        ssl: ssl?,
-        terminals: terminals?,
-        start_technology: push?,
-        loops_before: loops_before?,
-        time_stop: time_stop?,
-        retries: retries?,
-        not_found_horizon: horizon?,
-        certs_dir: certs_dir?,
-        journal: journal?,
-        journal_retention_days: retention?,
-        probe_interval: Duration::from_millis(probe?),
-        probe_down_after: down?,
-        probe_up_after: up?,
-        probe_timeout: Duration::from_millis(probe_timeout?),
-        probe_confirm: Duration::from_millis(probe_confirm?),
-        mdns: MdnsConfig {
-            enabled: enabled?,
-            announce: announce?,
-            interfaces: interfaces?,
-        },
-        api_key: api_key?,
-        key: key?,
-        fallback: fallback?,
-        refund_key: refund_key?,
-        client_auth: client_auth?,
-        metrics_public: metrics_public?,
-        cors_origins: cors?.0,
-        limits: crate::http::limits::LimitSettings {
-            connections_per_ip: conns? as usize,
-            starts_per_second: starts?,
-        },
-    })
+    let terminals = lanes(r, raw.terminals, shorthand, (&lane, stop), poll);
+    config.terminals = terminals.unwrap_or_default();
+    config
+}
+
+/// The seed's `mode`: B (standard) and S (proxy) relay through the vendor's cloud; ecrlink is
+/// cloud-free and runs only F, the fixed-IP mode, so the value is not kept.
+fn check_mode(text: &str) -> Result<(), String> {
+    let why = match text.trim().to_ascii_uppercase().as_str() {
+        "F" => return Ok(()),
+        "B" | "S" => {
+            "modes B and S need the vendor's cloud (Pushy/SignalR via Azure); ecrlink is \
+             cloud-free and runs mode F only: set \"mode\": \"F\" and \"terminalIp\""
+        }
+        _ => "must be \"F\" (the only mode ecrlink runs; B and S need the vendor's cloud)",
+    };
+    Err(why.into())
+}
+
+/// `mdns`: browsing or announcing needs the interfaces named.
+fn mdns(r: &mut Reader, raw: Lenient<Object>) -> MdnsConfig {
+    let mdns: RawMdns = r.nested(raw);
+    let enabled = r.get(mdns.enabled, false, &ok);
+    let interfaces = r.try_get(mdns.interfaces, Vec::new(), &ok);
+    let announce = r.get(mdns.announce, false, &ok);
+    let none = interfaces.as_ref().is_some_and(Vec::is_empty);
+    for (key, on, what) in [
+        ("mdns.announce", announce, "announce the gateway on"),
+        ("mdns", enabled, "browse on"),
+    ] {
+        if on && none {
+            let message = format!(
+                "mdns.interfaces must name the interfaces to {what} (the mDNS daemon would \
+                 otherwise join every interface of the machine)"
+            );
+            r.problem(key, None, message);
+        }
+    }
+    let interfaces = interfaces.unwrap_or_default();
+    MdnsConfig {
+        enabled,
+        announce,
+        interfaces,
+    }
 }
 
 /// `fallback.mqtt`; the files default to the certificates folder.
-fn mqtt(r: &mut Reader, raw: RawFallback, dir: Option<&Path>) -> Option<Option<MqttFallback>> {
-    let Some(map) = r.opt("fallback.mqtt", raw.mqtt, &ok)? else {
-        return Some(None);
-    };
+fn mqtt(r: &mut Reader, raw: Lenient<Object>, dir: &Path) -> Option<MqttFallback> {
+    let raw: RawFallback = r.nested(raw);
+    let map = r.opt(raw.mqtt, &ok)??;
     let mqtt: RawMqtt = r.strict("fallback.mqtt", map);
     let missing = "the broker's address, like \"mqtts://192.168.1.10:8883\"";
-    let broker = r.need("fallback.mqtt.url", mqtt.url, missing, &ok);
-    let client_id = r.opt("fallback.mqtt.clientId", mqtt.client_id, &|t| name(t));
-    let mut file = |key: &str, field, default: &str| {
-        let given = r.opt(&format!("fallback.mqtt.{key}"), field, &ok)?;
-        given.or_else(|| Some(dir?.join(default)))
-    };
-    let client_cert = file("clientCert", mqtt.client_cert, pki::CLIENT_CERT);
-    let client_key = file("clientKey", mqtt.client_key, pki::CLIENT_KEY);
-    let ca_cert = file("caCert", mqtt.ca_cert, pki::CA_CERT);
-    Some(Some(MqttFallback {
+    let broker = r.need(mqtt.url, missing, &ok);
+    let client_id = r.opt(mqtt.client_id, &|t| name(t));
+    let mut file = |field, default: &str| Some(r.opt(field, &ok)?.unwrap_or(dir.join(default)));
+    let client_cert = file(mqtt.client_cert, pki::CLIENT_CERT);
+    let client_key = file(mqtt.client_key, pki::CLIENT_KEY);
+    let ca_cert = file(mqtt.ca_cert, pki::CA_CERT);
+    Some(MqttFallback {
         broker: broker?,
         client_id: client_id?.unwrap_or_else(default_client_id),
         client_cert: client_cert?,
         client_key: client_key?,
         ca_cert: ca_cert?,
-    }))
+    })
 }
 
 /// `ecrlink-<host name>`, so two gateways on one broker do not take each other's session.
@@ -204,23 +193,20 @@ fn ok<T>(_: &T) -> Result<(), String> {
     Ok(())
 }
 
-fn range<T: PartialOrd + Copy>(lo: T, hi: T, why: &str) -> impl Fn(&T) -> Result<(), String> {
-    move |v| (lo..=hi).contains(v).then_some(()).ok_or(why.to_string())
+fn range<T: PartialOrd + Copy>(
+    lo: T,
+    hi: T,
+    why: &str,
+) -> impl Fn(&T) -> Result<(), String> + use<T> {
+    let why = why.to_string();
+    move |v| (lo..=hi).contains(v).then_some(()).ok_or(why.clone())
 }
 
-/// Seconds above 0 (the type's check) and at most `max`. The upper bounds of `timeStop`
-/// and `probeIntervalMs` only keep `Instant + duration` far from overflow.
+/// Seconds above 0 (the type's check) and at most `max`; the bounds of `timeStop` and
+/// `probeIntervalMs` only keep `Instant + duration` far from overflow.
 fn secs(max: f64) -> impl Fn(&Duration) -> Result<(), String> {
     let why = format!("must be a number of seconds above 0 and at most {max}");
-    move |d| range(Duration::ZERO, Duration::from_secs_f64(max), &why)(d)
-}
-
-fn count(n: &u32) -> Result<(), String> {
-    range(1, u32::MAX, "must be a whole number, at least 1")(n)
-}
-
-fn rounds(n: &u32) -> Result<(), String> {
-    range(1, 100, "must be a whole number from 1 to 100")(n)
+    range(Duration::ZERO, Duration::from_secs_f64(max), &why)
 }
 
 /// `deviceId` and `clientId`: safe in topics, file names and logs.
@@ -231,13 +217,7 @@ fn name(text: &str) -> Result<(), String> {
     text.chars().all(allowed).then_some(()).ok_or(why)
 }
 
-/// A poll at least as long as `timeStop`.
-fn longer(stop: Duration) -> String {
-    let stop = stop.as_secs_f64();
-    format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
-}
-
-/// Collects problems; every `None` it returns has pushed one.
+/// Collects problems: a read that gives `None`, or a default for a bad value, has pushed one.
 struct Reader {
     layers: Layers,
     problems: Vec<Problem>,
@@ -252,57 +232,60 @@ impl Reader {
     }
 
     /// A value read and checked; `Some(None)` when missing.
-    fn read<T>(&mut self, path: &str, f: Lenient<T>, check: Check<T>) -> Option<Option<T>> {
-        let Lenient::Given(value, read) = f else {
+    fn read<T>(&mut self, f: Lenient<T>, check: Check<T>) -> Option<Option<T>> {
+        let Lenient::Given(path, value, read) = f else {
             return Some(None);
         };
         let read = read.and_then(|v| check(&v).map(|()| Some(v)));
-        read.map_err(|m| self.problem(path, Some(&value), m)).ok()
+        read.map_err(|m| self.problem(&path, Some(&value), m)).ok()
     }
 
-    fn get<T>(&mut self, path: &str, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
-        Some(self.read(path, f, check)?.unwrap_or(default))
+    fn try_get<T>(&mut self, f: Lenient<T>, default: T, check: Check<T>) -> Option<T> {
+        Some(self.read(f, check)?.unwrap_or(default))
+    }
+
+    /// Like `try_get`, the default standing in for a bad value too.
+    fn get<T: Clone>(&mut self, f: Lenient<T>, default: T, check: Check<T>) -> T {
+        self.try_get(f, default.clone(), check).unwrap_or(default)
     }
 
     /// An optional key: `Some(None)` when absent or null.
-    fn opt<T>(&mut self, path: &str, f: Option<Lenient<T>>, check: Check<T>) -> Option<Option<T>> {
-        self.read(path, f.unwrap_or_default(), check)
+    fn opt<T>(&mut self, f: Lenient<T>, check: Check<T>) -> Option<Option<T>> {
+        self.read(f.or_absent(), check)
     }
 
-    fn need<T>(&mut self, path: &str, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
-        let value = self.read(path, f, check)?;
-        if value.is_none() {
+    fn need<T>(&mut self, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
+        if let Lenient::Missing(path) = &f {
             self.problem(path, None, format!("is required: {missing}"));
         }
-        value
+        self.read(f, check)?
     }
 
-    /// Reads an object into its struct: unknown keys are reported and dropped first, so
-    /// serde (whose fields all take any value) has nothing left to stop at.
-    fn strict<T: for<'de> Deserialize<'de> + Default>(&mut self, path: &str, mut map: Object) -> T {
+    /// Reads an object into its struct, every key as `[path, value, given]`. Unknown keys are
+    /// reported and dropped first, so serde (whose fields all take any value) cannot stop.
+    fn strict<T: Raw>(&mut self, path: &str, mut map: Object) -> T {
         let keys = super::schema::fields::<T>();
+        let at = |key: &str| match path {
+            "" => key.to_string(),
+            _ => format!("{path}.{key}"),
+        };
         for key in map.keys().filter(|k| !keys.contains(&k.as_str())) {
-            let at = match path {
-                "" => key.clone(),
-                _ => format!("{path}.{key}"),
-            };
             // It may be a misspelt secret: its value is not shown.
-            self.problem(&at, None, format!("unknown key; {}", hint(keys, key)));
+            self.problem(&at(key), None, format!("unknown key; {}", hint(keys, key)));
         }
-        map.retain(|key, _| keys.contains(&key.as_str()));
-        T::deserialize(Value::Object(map)).unwrap_or_default()
+        let mut value = |key: &str| match map.remove(key) {
+            Some(value) => json!([at(key), value, true]),
+            None => json!([at(key), null, false]),
+        };
+        let raw: Object = keys.iter().map(|k| (k.to_string(), value(k))).collect();
+        T::deserialize(Value::Object(raw)).expect("every key is [path, value, given]")
     }
 
-    /// A nested object: its struct, the default one when absent (or reported).
-    fn nested<T: for<'de> Deserialize<'de> + Default>(
-        &mut self,
-        path: &str,
-        f: Option<Lenient<Object>>,
-    ) -> T {
-        match self.opt(path, f, &ok) {
-            Some(Some(map)) => self.strict(path, map),
-            _ => T::default(),
-        }
+    /// A nested object's struct, all keys missing when it is absent (or reported).
+    fn nested<T: Raw>(&mut self, f: Lenient<Object>) -> T {
+        let path = f.path().to_string();
+        let map = self.opt(f, &ok).flatten().unwrap_or_default();
+        self.strict(&path, map)
     }
 }
 

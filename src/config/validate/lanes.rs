@@ -1,44 +1,45 @@
-//! The `terminals` list (or the one-lane shorthand) of the validation pass: each entry's
-//! keys, the `comercia-pos` profile's own keys, the terminal client identity.
+//! The `terminals` list (or the one-lane shorthand): each entry's keys, the `comercia-pos`
+//! profile's own keys, the terminal client identity.
 
 use super::*;
 
-type Shorthand = (Option<Lenient<SocketAddr>>, Option<Lenient<String>>);
 /// A lane's top-level settings and `timeStop`, which its polls must be shorter than.
 type Top<'a> = (&'a Terminal, Option<Duration>);
 
-/// `terminals`, or the shorthand's one terminal; `lane` has the top-level settings.
+/// `terminals`, or the shorthand's (`terminalIp`, `deviceId`) one terminal.
 pub(super) fn lanes(
     r: &mut Reader,
-    list: Option<Lenient<Vec<Value>>>,
-    (ip, id): Shorthand,
+    list: Lenient<Vec<Value>>,
+    (ip, id): (Lenient<SocketAddr>, Lenient<String>),
     (lane, stop): Top,
     poll: Option<Duration>,
 ) -> Option<Vec<Terminal>> {
-    let poll_too_long = stop.and_then(|stop| poll.filter(|p| *p >= stop).map(|_| longer(stop)));
+    // The top-level pollSeconds counts only where a terminal uses it.
+    let too_long = stop.and_then(|stop| poll.filter(|p| *p >= stop).map(|_| longer(stop)));
     let poll_problem = |r: &mut Reader| {
-        if let Some(message) = &poll_too_long {
-            r.problem("pollSeconds", Some(&poll?.as_secs_f64().into()), message);
+        if let (Some(message), Some(poll)) = (&too_long, poll) {
+            r.problem("pollSeconds", Some(&poll.as_secs_f64().into()), message);
         }
-        Some(())
     };
     // `None` for the shorthand; a list that is not one was reported and reads as empty.
-    let Some(list) = r.opt("terminals", list, &ok).unwrap_or(Some(Vec::new())) else {
+    let Some(list) = r.opt(list, &ok).unwrap_or(Some(Vec::new())) else {
         poll_problem(r);
-        let device_id = r.opt("deviceId", id, &|t| name(t));
+        let device_id = r.opt(id, &|t| name(t));
         let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
                        \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
-        let address = r.need("terminalIp", ip.unwrap_or_default(), missing, &ok);
+        let address = r.need(ip.or_absent(), missing, &ok);
         let mut one = lane.clone();
         one.device_id = device_id?.unwrap_or(one.device_id);
         one.address = address?;
         return Some(vec![one]);
     };
-    let mut keys = Vec::new();
-    keys.extend(ip.is_some().then_some("\"terminalIp\""));
-    keys.extend(id.is_some().then_some("\"deviceId\""));
-    if !keys.is_empty() {
-        let keys = keys.join(" and ");
+    let keys = match (ip.given(), id.given()) {
+        (true, true) => Some("\"terminalIp\" and \"deviceId\""),
+        (true, false) => Some("\"terminalIp\""),
+        (false, true) => Some("\"deviceId\""),
+        (false, false) => None,
+    };
+    if let Some(keys) = keys {
         let message = format!(
             "cannot be used together with the top-level {keys}, the shorthand for a one-entry \
              list: move them into \"terminals\""
@@ -57,8 +58,8 @@ pub(super) fn lanes(
             continue;
         };
         let raw: RawTerminal = r.strict(&format!("terminals[{i}]"), map);
-        top_poll_used |= raw.poll_seconds.is_none();
-        read.extend(terminal(r, i, raw, (lane, stop)).map(|t| (i, t)));
+        top_poll_used |= !raw.poll_seconds.given();
+        read.extend(terminal(r, raw, (lane, stop)).map(|t| (i, t)));
     }
     if top_poll_used {
         poll_problem(r);
@@ -79,40 +80,32 @@ pub(super) fn lanes(
     (read.len() == n).then(|| read.into_iter().map(|(_, t)| t).collect())
 }
 
-pub(super) fn terminal(
-    r: &mut Reader,
-    i: usize,
-    raw: RawTerminal,
-    (lane, stop): Top,
-) -> Option<Terminal> {
-    let at = |key: &str| format!("terminals[{i}].{key}");
-    let missing_id = "the deviceId the POS names this lane's terminal by";
-    let device_id = r.need(&at("deviceId"), raw.device_id, missing_id, &|t| name(t));
-    let missing_ip = "the terminal's fixed IP address, like \"192.168.1.21\"";
+fn terminal(r: &mut Reader, raw: RawTerminal, (lane, stop): Top) -> Option<Terminal> {
+    let missing = "the deviceId the POS names this lane's terminal by";
+    let device_id = r.need(raw.device_id, missing, &|t| name(t));
     let port_given = match &raw.terminal_ip {
-        Lenient::Given(Value::String(t), _) => t.trim().parse::<SocketAddr>().is_ok(),
+        Lenient::Given(_, Value::String(t), _) => t.trim().parse::<SocketAddr>().is_ok(),
         _ => true,
     };
-    let address = r.need(&at("terminalIp"), raw.terminal_ip, missing_ip, &ok);
-    let profile = r.get(&at("profile"), raw.profile, Profile::Instore, &ok);
+    let missing = "the terminal's fixed IP address, like \"192.168.1.21\"";
+    let address = r.need(raw.terminal_ip, missing, &ok);
+    let profile = r.try_get(raw.profile, Profile::Instore, &ok);
     let is_comercia = profile == Some(Profile::ComerciaPos);
-    let comercia = comercia_lane(r, i, profile, (raw.server_name, raw.ca_cert, raw.source));
-    let address = match (address, profile) {
-        (Some(a), Some(Profile::ComerciaPos)) if !port_given => Some(SocketAddr::new(
-            a.ip(),
-            crate::constants::COMERCIA_DEFAULT_PORT,
-        )),
-        (a, _) => a,
-    };
-    let timeout = r.opt(&at("staticIptimeOut"), raw.static_ip_timeout, &secs(120.0));
-    let poll = r.opt(&at("pollSeconds"), raw.poll_seconds, &|poll| match stop {
+    let comercia = comercia_lane(r, profile, (raw.server_name, raw.ca_cert, raw.source));
+    // A comercia-pos terminal listens on its own default port.
+    let address = address.map(|a| match is_comercia && !port_given {
+        true => SocketAddr::new(a.ip(), COMERCIA_DEFAULT_PORT),
+        false => a,
+    });
+    let timeout = r.opt(raw.static_ip_timeout, &secs(120.0));
+    let poll = r.opt(raw.poll_seconds, &|poll| match stop {
         Some(stop) if *poll >= stop => Err(longer(stop)),
         _ => secs(300.0)(poll),
     });
-    let fallback = r.opt(&at("fallback"), raw.fallback, &ok);
-    let pins = r.opt(&at("terminalPin"), raw.terminal_pin, &ok);
+    let fallback = r.opt(raw.fallback, &ok);
+    let pins = r.opt(raw.terminal_pin, &ok);
     let identity = (raw.terminal_client_cert, raw.terminal_client_key);
-    let identity = client_identity(r, &format!("terminals[{i}]."), identity);
+    let identity = client_identity(r, identity);
     Some(Terminal {
         device_id: device_id?,
         address: address?,
@@ -127,31 +120,29 @@ pub(super) fn terminal(
     })
 }
 
-type ComerciaKeys = (
-    Option<Lenient<String>>,
-    Option<Lenient<std::path::PathBuf>>,
-    Option<Lenient<String>>,
-);
+/// A poll at least as long as `timeStop`.
+fn longer(stop: Duration) -> String {
+    let stop = stop.as_secs_f64();
+    format!("must be shorter than timeStop ({stop} s): a sale would time out before its first poll")
+}
 
-/// `serverName` and `caCert` are required for a `comercia-pos` terminal and refused for
-/// an `instore` one (its name and CA are fixed); `source` defaults to `COMERCIA`.
+/// `serverName` and `caCert` are required for a `comercia-pos` terminal and refused for an
+/// `instore` one (its name and CA are fixed); `source` defaults to `COMERCIA`.
 fn comercia_lane(
     r: &mut Reader,
-    i: usize,
     profile: Option<Profile>,
-    keys: ComerciaKeys,
+    (name, ca, source): (Lenient<String>, Lenient<PathBuf>, Lenient<String>),
 ) -> Option<Option<ComerciaLane>> {
-    let at = |key: &str| format!("terminals[{i}].{key}");
-    let (name, ca, source) = keys;
     if profile != Some(Profile::ComerciaPos) {
-        for (key, given) in [
-            ("serverName", name.is_some()),
-            ("caCert", ca.is_some()),
-            ("source", source.is_some()),
-        ] {
-            if given {
-                r.problem(&at(key), None, "is only for \"profile\": \"comercia-pos\" (an instore terminal's name and CA are fixed)");
-            }
+        let given = [(name.path(), name.given()), (ca.path(), ca.given())];
+        for (path, _) in given
+            .into_iter()
+            .chain([(source.path(), source.given())])
+            .filter(|g| g.1)
+        {
+            let why = "is only for \"profile\": \"comercia-pos\" (an instore terminal's name and \
+                       CA are fixed)";
+            r.problem(path, None, why);
         }
         return profile.map(|_| None);
     }
@@ -159,55 +150,38 @@ fn comercia_lane(
         Ok(rustls::pki_types::ServerName::DnsName(_)) => Ok(()),
         _ => Err("must be the DNS name the terminal's certificate carries".to_string()),
     };
-    let header = |t: &String| match (1..=64).contains(&t.len())
-        && t.bytes().all(|b| b.is_ascii_graphic())
-    {
-        true => Ok(()),
-        false => Err("must be 1 to 64 visible ASCII characters (the X-SOURCE header)".to_string()),
+    let header = |t: &String| {
+        let fits = (1..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic());
+        let why = "must be 1 to 64 visible ASCII characters (the X-SOURCE header)";
+        fits.then_some(()).ok_or(why.to_string())
     };
-    let missing = Lenient::Missing;
-    let name = r.need(
-        &at("serverName"),
-        name.unwrap_or(Lenient::Missing),
-        "the name in the terminal's certificate",
-        &dns,
-    );
-    let ca = r.need(
-        &at("caCert"),
-        ca.unwrap_or(missing),
-        "the vendor SDK's CA file (PEM)",
-        &ok,
-    );
-    let source = r.opt(&at("source"), source, &header);
+    let missing = "the name in the terminal's certificate";
+    let name = r.need(name.or_absent(), missing, &dns);
+    let missing = "the vendor SDK's CA file (PEM)";
+    let ca = r.need(ca.or_absent(), missing, &ok);
+    let source = r.opt(source, &header);
     Some(Some(ComerciaLane {
         server_name: name?,
         ca_cert: ca?,
-        source: source?.unwrap_or_else(|| crate::constants::COMERCIA_DEFAULT_SOURCE.into()),
+        source: source?.unwrap_or_else(|| COMERCIA_DEFAULT_SOURCE.into()),
     }))
 }
-
-pub(super) type Identity = (Option<Lenient<PathBuf>>, Option<Lenient<PathBuf>>);
 
 /// `terminalClientCert` and `terminalClientKey`: both or neither.
 pub(super) fn client_identity(
     r: &mut Reader,
-    at: &str,
-    (cert, key): Identity,
+    (cert, key): (Lenient<PathBuf>, Lenient<PathBuf>),
 ) -> Option<Option<(PathBuf, PathBuf)>> {
-    let cert = r.opt(&format!("{at}terminalClientCert"), cert, &ok)?;
-    let key = r.opt(&format!("{at}terminalClientKey"), key, &ok)?;
-    match (cert, key) {
-        (Some(cert), Some(key)) => Some(Some((cert, key))),
-        (None, None) => Some(None),
-        (cert, _) => {
-            let (given, missing) = match cert {
-                Some(_) => ("terminalClientCert", "terminalClientKey"),
-                None => ("terminalClientKey", "terminalClientCert"),
-            };
-            let message =
-                format!("is required with {at}{given}: the certificate and its key go together");
-            r.problem(&format!("{at}{missing}"), None, message);
-            None
-        }
-    }
+    let at = (cert.path().to_string(), key.path().to_string());
+    let cert = r.opt(cert, &ok)?;
+    let key = r.opt(key, &ok)?;
+    let (given, missing) = match (cert, key) {
+        (Some(cert), Some(key)) => return Some(Some((cert, key))),
+        (None, None) => return Some(None),
+        (Some(_), None) => at,
+        (None, Some(_)) => (at.1, at.0),
+    };
+    let message = format!("is required with {given}: the certificate and its key go together");
+    r.problem(&missing, None, message);
+    None
 }
