@@ -128,8 +128,8 @@ fn start(
             &json!({"resultMessage": "the terminal could not complete the request"}),
         )),
         AnswerFault::Wrong => {
-            // Stays armed for `status`: the verdict of this order is told as the one before it.
-            lock(&sim.faults).wrong_answer = true;
+            // Armed for this order's `status`: its verdict is told as the one before it.
+            *lock(&sim.wrong_status_of) = Some(id.clone());
             Ok(answer(Some(&id), 1001, "operation in progress"))
         }
         AnswerFault::None => Ok(answer(Some(&id), 1001, "operation in progress")),
@@ -153,7 +153,12 @@ fn status(sim: &Sim, id: &str) -> HandlerResult {
         return Ok(json(StatusCode::SERVICE_UNAVAILABLE, &body));
     }
     let final_now = state.get(id).is_some_and(|r| r.result.status.is_final());
-    if final_now && std::mem::take(&mut lock(&sim.faults).wrong_answer) {
+    let wrong = final_now && {
+        let mut armed = lock(&sim.wrong_status_of);
+        armed.take_if(|of| of == id).is_some()
+    };
+    if wrong {
+        *state.wrong_answers.entry(id.to_string()).or_default() += 1;
         let other = state.previous(id).map(|r| verdict(sim, r));
         let other =
             other.unwrap_or_else(|| json!({"orderId": format!("{id}-OTHER"), "resultCode": 190}));

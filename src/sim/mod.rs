@@ -109,6 +109,10 @@ pub(crate) struct Sim {
     opts: SimOptions,
     state: Mutex<SimState>,
     faults: Mutex<Faults>,
+    /// The `comercia-pos` order whose next final status is told as another order's:
+    /// `wrongAnswer` fired at its payment call and waits for its own status, so a
+    /// straggling status call about an earlier order cannot take it.
+    wrong_status_of: Mutex<Option<String>>,
     /// Wakes hanging requests and held payments when the faults change (`hang` or
     /// `holdPayments` cleared).
     unhang: Notify,
@@ -129,6 +133,7 @@ impl Simulator {
                 opts,
                 state: Mutex::new(state),
                 faults: Mutex::new(faults),
+                wrong_status_of: Mutex::new(None),
                 unhang: Notify::new(),
             }),
         })

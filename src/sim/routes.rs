@@ -194,10 +194,13 @@ async fn start(sim: Arc<Sim>, kind: TxnKind, body: Bytes) -> HandlerResult {
             ))
         }
         AnswerFault::Wrong => {
-            let other = lock(&sim.state)
+            let mut state = lock(&sim.state);
+            *state.wrong_answers.entry(id.clone()).or_default() += 1;
+            let other = state
                 .previous(&id)
                 .map(|r| r.result.clone())
                 .unwrap_or_else(|| phantom_record(&result));
+            drop(state);
             tracing::info!(transaction_id = %id, answered = %other.transaction_id, "fault: answering with another transaction's record");
             Ok(json(StatusCode::OK, &other))
         }
@@ -445,6 +448,7 @@ pub(super) async fn admin(
                     "requests": state.requests,
                     "startRequests": state.starts,
                     "lookupRequests": state.lookups,
+                    "wrongAnswers": state.wrong_answers,
                     "transactions": state.records().len(),
                 }),
             )

@@ -44,6 +44,9 @@ pub struct SimState {
     pub starts: HashMap<String, u32>,
     /// Lookups received per transaction id.
     pub lookups: HashMap<String, u32>,
+    /// Answers told about another transaction (`wrongAnswer`), per id asked about: a
+    /// test sees the fault fired even when another call's true answer won the race.
+    pub wrong_answers: HashMap<String, u32>,
     /// When each payment request of this run arrived (for `lateRecordMs`); records
     /// loaded from the state file have none and are visible at once.
     pub arrived: HashMap<String, Instant>,
