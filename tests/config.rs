@@ -157,6 +157,25 @@ fn several_problems_are_all_reported_with_values_and_sources() {
 }
 
 #[test]
+fn null_is_no_value_and_a_required_key_set_to_null_is_required() {
+    let (problems, text) = problems(from_text(
+        r#"{ "terminals": [{ "deviceId": null, "terminalIp": null }], "pollSeconds": null }"#,
+    ));
+    for key in ["terminals[0].deviceId", "terminals[0].terminalIp"] {
+        let p = problems.iter().find(|p| p.key == key).expect(&text);
+        assert!(p.message.contains("is required"), "{key}: {text}");
+    }
+    let poll = problems
+        .iter()
+        .find(|p| p.key == "pollSeconds")
+        .expect(&text);
+    assert!(
+        poll.message.contains("remove the key to use the default"),
+        "{text}"
+    );
+}
+
+#[test]
 fn cloud_modes_are_refused_with_the_way_out() {
     for mode in ["B", "S"] {
         let text = format!(r#"{{ "mode": "{mode}", "terminalIp": "192.168.1.20" }}"#);

@@ -255,6 +255,7 @@ impl Reader {
     }
 
     fn need<T>(&mut self, f: Lenient<T>, missing: &str, check: Check<T>) -> Option<T> {
+        let f = f.or_absent(); // `null` is no value, and a required key has no default
         if let Lenient::Missing(path) = &f {
             self.problem(path, None, format!("is required: {missing}"));
         }

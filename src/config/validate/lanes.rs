@@ -27,7 +27,7 @@ pub(super) fn lanes(
         let device_id = r.opt(id, &|t| name(t));
         let missing = "the terminal's fixed IP address, like \"192.168.1.20\" or \
                        \"192.168.1.20:3000\" (or \"terminals\", a list of one per lane)";
-        let address = r.need(ip.or_absent(), missing, &ok);
+        let address = r.need(ip, missing, &ok);
         let mut one = lane.clone();
         one.device_id = device_id?.unwrap_or(one.device_id);
         one.address = address?;
@@ -156,9 +156,9 @@ fn comercia_lane(
         fits.then_some(()).ok_or(why.to_string())
     };
     let missing = "the name in the terminal's certificate";
-    let name = r.need(name.or_absent(), missing, &dns);
+    let name = r.need(name, missing, &dns);
     let missing = "the vendor SDK's CA file (PEM)";
-    let ca = r.need(ca.or_absent(), missing, &ok);
+    let ca = r.need(ca, missing, &ok);
     let source = r.opt(source, &header);
     Some(Some(ComerciaLane {
         server_name: name?,
