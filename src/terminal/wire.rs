@@ -222,19 +222,41 @@ pub fn mask_pan(pan: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(digits.len() - 10))
 }
 
-/// Now, as RFC 3339 UTC with milliseconds.
+/// Now, as RFC 3339 UTC with exactly three fraction digits: fixed width, so the
+/// journal's text order of timestamps (`created_at`, prune cutoffs) is their time order.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
+    rfc3339_millis(time::OffsetDateTime::now_utc())
+}
+
+fn rfc3339_millis(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
         .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_so_text_order_is_time_order() {
+        let base = time::macros::datetime!(2026-12-03 01:59:58 UTC);
+        let at = |ms: i64| rfc3339_millis(base + time::Duration::milliseconds(ms));
+        assert_eq!(at(0), "2026-12-03T01:59:58.000Z");
+        assert_eq!(at(100), "2026-12-03T01:59:58.100Z");
+        assert_eq!(at(150), "2026-12-03T01:59:58.150Z");
+        // Trimmed digits (".1Z", ".15Z") sorted 58.1 after 58.15; these never do.
+        let texts: Vec<String> = [0, 100, 150, 999, 1000].into_iter().map(at).collect();
+        assert!(texts.windows(2).all(|w| w[0] < w[1]), "{texts:?}");
+        let parsed = time::OffsetDateTime::parse(
+            &now_rfc3339(),
+            &time::format_description::well_known::Rfc3339,
+        );
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
 
     fn req() -> PaymentRequest {
         PaymentRequest {
