@@ -332,10 +332,10 @@ async fn prune_periodically(journal: Journal, days: u32, shutdown: CancellationT
 /// Deletes final transactions older than `days` days.
 pub async fn prune(journal: &Journal, days: u32) -> Result<usize, JournalError> {
     let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(days as i64);
-    // `created_at` has three fraction digits now, but journals written before hold as few
-    // as needed ("…:01.12Z", "…:01Z"), which sort as text only to the second. So the cutoff is the start of its
-    // second with a fixed ".000": every earlier second compares below it, and nothing
-    // from the cutoff's own second (or later) does.
+    // `created_at` has three fraction digits now, but journals written before hold as
+    // few as needed ("…:01.12Z", "…:01Z"), which sort as text only to the second. So the
+    // cutoff is the start of its second with a fixed ".000": every earlier second
+    // compares below it, and nothing from the cutoff's own second (or later) does.
     let whole = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     let cutoff = cutoff
         .format(&whole)

@@ -434,6 +434,8 @@ pub(super) async fn admin(
             {
                 Ok(faults) => {
                     *lock(&sim.faults) = faults.clone();
+                    // A new set replaces what is armed too: the comercia wrong status.
+                    *lock(&sim.wrong_status_of) = None;
                     sim.unhang.notify_waiters();
                     json(StatusCode::OK, &faults)
                 }
