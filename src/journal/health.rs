@@ -4,17 +4,12 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::mpsc::UnboundedSender;
-
-use super::JournalError;
-use super::writer::Job;
-
 /// The journal's own view of whether it can be written, for `/healthz` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct Health {
     write_errors: AtomicU64,
     commits: AtomicU64,
-    /// Jobs sent to the writer and not yet taken up by it.
+    /// Jobs queued and not yet taken up by a commit.
     queued: AtomicU64,
     /// The error of the last failed write, cleared by the next good one.
     last_error: Mutex<Option<String>>,
@@ -47,25 +42,17 @@ impl Health {
             .clone()
     }
 
-    /// Writes waiting for the writer thread.
+    /// Writes queued and not yet taken up by a commit.
     pub fn queued(&self) -> u64 {
         self.queued.load(Ordering::Relaxed)
     }
 
-    pub(super) fn enqueue(
-        &self,
-        writer: &UnboundedSender<Job>,
-        job: Job,
-    ) -> Result<(), JournalError> {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        writer.send(job).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            JournalError::Task("the journal writer has stopped".into())
-        })
+    pub(super) fn queued_more(&self, n: u64) {
+        self.queued.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn dequeued(&self) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
+    pub(super) fn dequeued(&self, n: usize) {
+        self.queued.fetch_sub(n as u64, Ordering::Relaxed);
     }
 
     /// SQLite commits (each one fsync) since the journal was opened.

@@ -1,7 +1,7 @@
 //! The durable record of every transaction: SQLite in WAL mode with
 //! `synchronous=FULL`, so a committed write survives a power cut. A request is
 //! committed here before a byte goes to the terminal, and every state change after.
-//! Writes go to one writer task that commits them in groups (`writer`); reads use
+//! Writes are queued and committed in groups on the blocking pool (`writer`); reads use
 //! their own connection beside it (WAL lets readers run beside the writer), on the
 //! blocking pool. The async runtime never waits on a disk.
 
@@ -14,11 +14,10 @@ mod writer;
 pub use health::{CommitLatency, Health};
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::terminal::wire::{PaymentRequest, TxnKind, TxnResult};
@@ -96,11 +95,8 @@ pub enum Begin {
 
 #[derive(Clone)]
 pub struct Journal {
-    /// The write connection, until the writer task takes it on the first write.
-    write_conn: Arc<Mutex<Connection>>,
-    /// Started on the runtime of the first write (`open` is blocking and may run
-    /// outside one).
-    writer: Arc<OnceLock<UnboundedSender<Job>>>,
+    /// The write connection and its queue of jobs (`writer`).
+    writer: Arc<writer::Writer>,
     reader: Arc<Mutex<Connection>>,
     health: Arc<Health>,
     /// After each commit, the transactions it wrote to, so live readers (SSE) learn
@@ -124,7 +120,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 impl Journal {
     /// Opens (creating it and its folder if needed) and migrates the journal, and
-    /// starts its writer thread. Blocking: call at start-up, before serving.
+    /// readies its writer. Blocking: call at start-up, before serving.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| JournalError::Folder {
@@ -156,31 +152,30 @@ impl Journal {
         let mut conn = connect()?;
         sql::migrate(&mut conn, &shown)?;
         let reader = connect()?;
+        let (health, changes) = (
+            Arc::new(Health::default()),
+            broadcast::channel(CHANGES_QUEUE).0,
+        );
+        let writer =
+            writer::Writer::new(Arc::new(Mutex::new(conn)), health.clone(), changes.clone());
         Ok(Journal {
-            write_conn: Arc::new(Mutex::new(conn)),
-            writer: Arc::new(OnceLock::new()),
+            writer,
             reader: Arc::new(Mutex::new(reader)),
-            health: Arc::new(Health::default()),
-            changes: broadcast::channel(CHANGES_QUEUE).0,
+            health,
+            changes,
         })
     }
 
     fn enqueue(&self, job: Job) -> Result<(), JournalError> {
-        let writer = self.writer.get_or_init(|| {
-            writer::start(
-                self.write_conn.clone(),
-                self.health.clone(),
-                self.changes.clone(),
-            )
-        });
-        self.health.enqueue(writer, job)
+        self.writer.submit(job);
+        Ok(())
     }
 
     pub fn health(&self) -> &Health {
         &self.health
     }
 
-    /// Runs a write on the writer thread; returns once it is committed.
+    /// Runs a write in the writer's next commit; returns once it is committed.
     async fn write<T, F>(&self, f: F) -> Result<T, JournalError>
     where
         T: Send + 'static,

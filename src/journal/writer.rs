@@ -1,19 +1,19 @@
-//! Group commit: one task owns the journal's write connection. Every write is a job
-//! on its queue; the task runs all jobs waiting at that moment in one SQLite
-//! transaction (each in its own savepoint, so one failing job fails alone) and
-//! commits once — one fsync for many transactions' writes when lanes sell at once.
-//! A durable job's caller hears back only after the commit; a lazy job (a journal
-//! event nothing waits on) rides along with the next commit, or is committed
-//! [`LAZY_FLUSH`] after it was queued at the latest.
+//! Group commit, with the committer chosen on the spot: a write is queued, and when no
+//! commit is running the write that found the queue idle starts one on the blocking pool.
+//! That commit runs every job waiting at that moment in one SQLite transaction (each in its
+//! own savepoint, so one failing job fails alone), commits once — one fsync for many
+//! transactions' writes when lanes sell at once — and, before it ends, takes the jobs queued
+//! while it ran. A durable job's caller hears back only after the commit, straight from the
+//! blocking thread (no writer task in between: two thread hand-offs per commit, not four).
+//! A lazy job (a journal event nothing waits on) rides along with the next commit, or is
+//! committed [`LAZY_FLUSH`] after it was queued at the latest.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{broadcast, oneshot};
-use tokio::time::Instant;
 
 use super::{Changed, Health, JournalError};
 
@@ -41,71 +41,135 @@ pub(super) enum Job {
     Flush { reply: oneshot::Sender<()> },
 }
 
-/// Starts the writer task on `conn` (on the current runtime); it ends when every
-/// sender is gone, after committing what is queued. Each commit runs on the blocking
-/// pool, one hand-off for the whole group.
-pub(super) fn start(
-    conn: Arc<Mutex<Connection>>,
-    health: Arc<Health>,
-    changes: broadcast::Sender<Changed>,
-) -> UnboundedSender<Job> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(run(conn, rx, health, changes));
-    tx
+impl Job {
+    /// Someone waits for it: it starts a commit.
+    fn urgent(&self) -> bool {
+        !matches!(self, Job::Lazy { .. })
+    }
 }
 
-async fn run(
+/// The journal's write side: the connection, the queue, and who commits next.
+pub(super) struct Writer {
     conn: Arc<Mutex<Connection>>,
-    mut rx: UnboundedReceiver<Job>,
     health: Arc<Health>,
     changes: broadcast::Sender<Changed>,
-) {
-    let mut batch: Vec<Job> = Vec::new();
-    // When the oldest lazy job of `batch` must be committed.
-    let mut lazy_due: Option<Instant> = None;
-    loop {
-        // `None` when the lazy jobs' time is up, `Some(None)` when every sender is gone.
-        let next = match lazy_due {
-            None => Some(rx.recv().await),
-            Some(due) => tokio::time::timeout_at(due, rx.recv()).await.ok(),
-        };
-        let closed = matches!(next, Some(None));
-        if let Some(Some(job)) = next {
-            health.dequeued();
-            batch.push(job);
-        }
-        while batch.len() < MAX_BATCH
-            && let Ok(job) = rx.try_recv()
-        {
-            health.dequeued();
-            batch.push(job);
-        }
-        let durable = batch
-            .iter()
-            .any(|j| matches!(j, Job::Durable { .. } | Job::Flush { .. }));
-        let lazy_over = lazy_due.is_some_and(|due| Instant::now() >= due);
-        if (durable || lazy_over || closed) && !batch.is_empty() {
-            let jobs = std::mem::take(&mut batch);
-            let (conn, health) = (conn.clone(), health.clone());
-            let committed = tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                commit(&conn, jobs, &health)
-            })
-            .await;
-            match committed {
-                // Nobody follows a transaction live most of the time: no allocation then.
-                Ok(touched) if !touched.is_empty() && changes.receiver_count() > 0 => {
-                    let _ = changes.send(Arc::new(touched));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "journal commit task failed"),
-            }
-            lazy_due = None;
-        } else if lazy_due.is_none() && !batch.is_empty() {
-            lazy_due = Some(Instant::now() + LAZY_FLUSH);
-        }
-        if closed {
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// A commit is running; it takes what is queued when it ends.
+    committing: bool,
+    /// A lazy job waits, and a timer will start a commit for it.
+    timer_armed: bool,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Arc<Mutex<Connection>>,
+        health: Arc<Health>,
+        changes: broadcast::Sender<Changed>,
+    ) -> Arc<Writer> {
+        let queue = Mutex::default();
+        Arc::new(Writer {
+            conn,
+            health,
+            changes,
+            queue,
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job`; starts a commit when it is urgent and none is running, or arms the
+    /// lazy timer. Call on a runtime (the commit runs on its blocking pool).
+    pub(super) fn submit(self: &Arc<Self>, job: Job) {
+        let urgent = job.urgent();
+        let mut queue = self.queue();
+        queue.jobs.push(job);
+        self.health.queued_more(1);
+        if queue.committing {
             return;
+        }
+        if urgent {
+            queue.committing = true;
+            drop(queue);
+            self.start_commit();
+        } else {
+            self.arm_timer(&mut queue);
+        }
+    }
+
+    fn start_commit(self: &Arc<Self>) {
+        let this = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || this.drain())),
+            // Outside a runtime (a program's last drop): commit right here.
+            Err(_) => this.drain(),
+        }
+    }
+
+    fn arm_timer(self: &Arc<Self>, queue: &mut Queue) {
+        if queue.timer_armed || queue.jobs.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // Drop commits what is left
+        };
+        queue.timer_armed = true;
+        let writer: Weak<Writer> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(LAZY_FLUSH).await;
+            let Some(writer) = writer.upgrade() else {
+                return;
+            };
+            let mut queue = writer.queue();
+            queue.timer_armed = false;
+            if queue.committing || queue.jobs.is_empty() {
+                return;
+            }
+            queue.committing = true;
+            drop(queue);
+            writer.start_commit();
+        });
+    }
+
+    /// Commits batch after batch until no urgent job is left (blocking).
+    fn drain(self: &Arc<Self>) {
+        let mut queue = self.queue();
+        loop {
+            let n = queue.jobs.len().min(MAX_BATCH);
+            let batch: Vec<Job> = queue.jobs.drain(..n).collect();
+            drop(queue);
+            self.health.dequeued(n);
+            let touched = {
+                let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+                commit(&conn, batch, &self.health)
+            };
+            // Nobody follows a transaction live most of the time: no allocation then.
+            if !touched.is_empty() && self.changes.receiver_count() > 0 {
+                let _ = self.changes.send(Arc::new(touched));
+            }
+            queue = self.queue();
+            if !queue.jobs.iter().any(Job::urgent) {
+                break;
+            }
+        }
+        queue.committing = false;
+        self.arm_timer(&mut queue);
+    }
+}
+
+impl Drop for Writer {
+    /// The last handle is gone: what is still queued (lazy events) is committed.
+    fn drop(&mut self) {
+        let jobs = std::mem::take(&mut self.queue().jobs);
+        if !jobs.is_empty() {
+            let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            commit(&conn, jobs, &self.health);
         }
     }
 }
@@ -142,7 +206,9 @@ type Reply = Option<oneshot::Sender<Result<Value, JournalError>>>;
 fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let started = std::time::Instant::now();
-    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    let begun = conn
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]).map(drop));
     for (op, reply) in jobs {
         let outcome = match &begun {
             Ok(()) => in_savepoint(conn, op),
@@ -151,7 +217,10 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
         outcomes.push((reply, outcome));
     }
     let committed = begun
-        .and_then(|()| conn.execute_batch("COMMIT"))
+        .and_then(|()| {
+            conn.prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]).map(drop))
+        })
         .map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
@@ -171,15 +240,19 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
     committed.is_ok()
 }
 
+/// Runs `op` in its own savepoint: a failing (or panicking) job leaves no trace and fails
+/// alone. The statements are prepared once per connection.
 fn in_savepoint(conn: &Connection, op: Op) -> Result<Value, JournalError> {
-    conn.execute_batch("SAVEPOINT job")?;
-    let outcome = op(conn);
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT job")?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
+        .unwrap_or_else(|_| Err(JournalError::Task("a journal write panicked".into())));
     let closed = match &outcome {
-        Ok(_) => conn.execute_batch("RELEASE job"),
-        Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+        Ok(_) => run("RELEASE job"),
+        Err(_) => run("ROLLBACK TO job").and_then(|_| run("RELEASE job")),
     };
     match (outcome, closed) {
-        (Ok(v), Ok(())) => Ok(v),
+        (Ok(v), Ok(_)) => Ok(v),
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e.into()),
     }
