@@ -106,9 +106,43 @@ async fn schema_version_and_wal_are_set_and_survive_reopening() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 3,
-        "migrations: schema, the originals index and health row, terminal_events"
+        version, 4,
+        "migrations: schema, the originals index and health row, terminal_events, \
+         the originals as a column"
     );
+}
+
+/// Schema 4 keeps a refund's original in a column of its own; a journal of schema 3 (the
+/// original only inside the request's JSON) is migrated and its refunds still found.
+#[tokio::test]
+async fn refunds_in_a_schema_3_journal_are_found_by_their_original_after_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let j = Journal::open(&path).unwrap();
+        put(&j, "SALE-1", now_rfc3339(), TxnStatus::Approved).await;
+        let mut refund = request("REFUND-1");
+        refund.original_transaction_id = Some("SALE-1".into());
+        let result = TxnResult::pending(&refund, TxnKind::Refund, now_rfc3339());
+        j.begin(TxnKind::Refund, &refund, &result).await.unwrap();
+        assert_eq!(j.undoing("SALE-1").await.unwrap().len(), 1);
+    }
+    // Back to schema 3, as an older ecrlink left it.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX transactions_original_id; \
+             ALTER TABLE transactions DROP COLUMN original_id; \
+             CREATE INDEX transactions_original ON \
+               transactions(json_extract(request, '$.originalTransactionId')); \
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    let j = Journal::open(&path).unwrap();
+    let undoing = j.undoing("SALE-1").await.unwrap();
+    let ids: Vec<_> = undoing.iter().map(|r| r.transaction_id.as_str()).collect();
+    assert_eq!(ids, ["REFUND-1"]);
+    assert!(j.undoing("REFUND-1").await.unwrap().is_empty());
 }
 
 #[test]
@@ -123,7 +157,7 @@ fn a_newer_schema_is_refused() {
     match Journal::open(&path) {
         Err(JournalError::TooNew {
             found, supported, ..
-        }) => assert_eq!((found, supported), (7, 3)),
+        }) => assert_eq!((found, supported), (7, 4)),
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
 }

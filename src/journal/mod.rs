@@ -218,6 +218,7 @@ impl Journal {
             id: request.transaction_id.clone(),
             device: request.device_id.clone(),
             kind,
+            original: request.original_transaction_id.clone(),
             fingerprint: request.fingerprint(kind),
             request: sql::to_json(request)?,
             status: result.status.as_str(),
