@@ -95,15 +95,16 @@ impl Writer {
             return;
         }
         if urgent {
-            queue.committing = true;
-            drop(queue);
-            self.start_commit();
+            self.start_commit(queue);
         } else {
             self.arm_timer(&mut queue);
         }
     }
 
-    fn start_commit(self: &Arc<Self>) {
+    /// Marks a commit running (the caller found none) and starts it.
+    fn start_commit(self: &Arc<Self>, mut queue: MutexGuard<'_, Queue>) {
+        queue.committing = true;
+        drop(queue);
         let this = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(move || this.drain())),
@@ -128,12 +129,9 @@ impl Writer {
             };
             let mut queue = writer.queue();
             queue.timer_armed = false;
-            if queue.committing || queue.jobs.is_empty() {
-                return;
+            if !queue.committing && !queue.jobs.is_empty() {
+                writer.start_commit(queue);
             }
-            queue.committing = true;
-            drop(queue);
-            writer.start_commit();
         });
     }
 
@@ -206,9 +204,7 @@ type Reply = Option<oneshot::Sender<Result<Value, JournalError>>>;
 fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let started = std::time::Instant::now();
-    let begun = conn
-        .prepare_cached("BEGIN IMMEDIATE")
-        .and_then(|mut s| s.execute([]).map(drop));
+    let begun = exec(conn, "BEGIN IMMEDIATE");
     for (op, reply) in jobs {
         let outcome = match &begun {
             Ok(()) => in_savepoint(conn, op),
@@ -216,15 +212,10 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
         };
         outcomes.push((reply, outcome));
     }
-    let committed = begun
-        .and_then(|()| {
-            conn.prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]).map(drop))
-        })
-        .map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            e.to_string()
-        });
+    let committed = begun.and_then(|()| exec(conn, "COMMIT")).map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    });
     if committed.is_ok() {
         health.commit_latency.0.observe(started.elapsed());
     }
@@ -243,7 +234,7 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
 /// Runs `op` in its own savepoint: a failing (or panicking) job leaves no trace and fails
 /// alone. The statements are prepared once per connection.
 fn in_savepoint(conn: &Connection, op: Op) -> Result<Value, JournalError> {
-    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    let run = |sql| exec(conn, sql);
     run("SAVEPOINT job")?;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
         .unwrap_or_else(|_| Err(JournalError::Task("a journal write panicked".into())));
@@ -252,8 +243,13 @@ fn in_savepoint(conn: &Connection, op: Op) -> Result<Value, JournalError> {
         Err(_) => run("ROLLBACK TO job").and_then(|_| run("RELEASE job")),
     };
     match (outcome, closed) {
-        (Ok(v), Ok(_)) => Ok(v),
+        (Ok(v), Ok(())) => Ok(v),
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e.into()),
     }
+}
+
+/// A statement without parameters or rows, prepared once per connection.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
