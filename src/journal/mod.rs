@@ -166,9 +166,8 @@ impl Journal {
         })
     }
 
-    fn enqueue(&self, job: Job) -> Result<(), JournalError> {
+    fn enqueue(&self, job: Job) {
         self.writer.submit(job);
-        Ok(())
     }
 
     pub fn health(&self) -> &Health {
@@ -192,7 +191,7 @@ impl Journal {
     {
         let (reply, answer) = oneshot::channel();
         let op = Box::new(move |conn: &Connection| f(conn).map(|v| Box::new(v) as Value));
-        self.enqueue(Job::Durable { op, reply, txn })?;
+        self.enqueue(Job::Durable { op, reply, txn });
         let value = answer
             .await
             .map_err(|_| JournalError::Task("the journal writer has stopped".into()))??;
@@ -268,13 +267,14 @@ impl Journal {
         let op = Box::new(move |conn: &Connection| {
             sql::insert_event(conn, &id, &event, detail.as_deref()).map(|()| Box::new(()) as Value)
         });
-        self.enqueue(Job::Lazy { op, txn })
+        self.enqueue(Job::Lazy { op, txn });
+        Ok(())
     }
 
     /// Commits the events queued so far (an fsync only if there are any).
     pub async fn flush(&self) -> Result<(), JournalError> {
         let (reply, done) = oneshot::channel();
-        self.enqueue(Job::Flush { reply })?;
+        self.enqueue(Job::Flush { reply });
         done.await
             .map_err(|_| JournalError::Task("the journal writer has stopped".into()))
     }

@@ -34,7 +34,8 @@ impl Journal {
             .execute(params![device, now_rfc3339(), event, detail])?;
             Ok(Box::new(()) as Value)
         });
-        self.enqueue(Job::Lazy { op, txn: None })
+        self.enqueue(Job::Lazy { op, txn: None });
+        Ok(())
     }
 
     /// The newest `limit` events of `device_id`, oldest first.
