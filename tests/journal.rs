@@ -106,9 +106,9 @@ async fn schema_version_and_wal_are_set_and_survive_reopening() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 4,
+        version, 5,
         "migrations: schema, the originals index and health row, terminal_events, \
-         the originals as a column"
+         the originals as a column, events without AUTOINCREMENT"
     );
 }
 
@@ -145,6 +145,67 @@ async fn refunds_in_a_schema_3_journal_are_found_by_their_original_after_migrati
     assert!(j.undoing("REFUND-1").await.unwrap().is_empty());
 }
 
+/// Schema 5 drops AUTOINCREMENT from `events` (its `sqlite_sequence` row was written by
+/// every commit): a schema-4 journal keeps its events and their ids, and a new event of a
+/// transaction still comes after the ones it has.
+#[tokio::test]
+async fn events_of_a_schema_4_journal_keep_their_ids_and_order_after_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let j = Journal::open(&path).unwrap();
+        put(&j, "SALE-1", now_rfc3339(), TxnStatus::Approved).await;
+        put(&j, "SALE-2", now_rfc3339(), TxnStatus::InProgress).await;
+    }
+    // Back to schema 4: events with AUTOINCREMENT, its counter above the largest id.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE events RENAME TO events_v5; \
+         CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+           transaction_id TEXT NOT NULL REFERENCES transactions(transaction_id) ON DELETE CASCADE, \
+           at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT); \
+         INSERT INTO events SELECT * FROM events_v5; DROP TABLE events_v5; \
+         CREATE INDEX events_transaction ON events(transaction_id); \
+         UPDATE sqlite_sequence SET seq = seq + 100 WHERE name = 'events'; \
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+    let j = Journal::open(&path).unwrap();
+    let before: Vec<(i64, String)> = j
+        .events("SALE-2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.event))
+        .collect();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(j.events("SALE-1").await.unwrap().len(), 2);
+    let result = j.get("SALE-2").await.unwrap().unwrap().result;
+    j.update(&result, "after_migration", None).await.unwrap();
+    let after = j.events("SALE-2").await.unwrap();
+    assert_eq!((after[0].seq, &after[0].event), (before[0].0, &before[0].1));
+    assert_eq!(after[1].event, "after_migration");
+    assert!(after[1].seq > after[0].seq, "{after:?}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let schema: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!schema.contains("AUTOINCREMENT"), "{schema}");
+    let index: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_transaction'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 1, "the events' index is rebuilt");
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +218,7 @@ fn a_newer_schema_is_refused() {
     match Journal::open(&path) {
         Err(JournalError::TooNew {
             found, supported, ..
-        }) => assert_eq!((found, supported), (7, 4)),
+        }) => assert_eq!((found, supported), (7, 5)),
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
 }

@@ -322,6 +322,44 @@ mod tests {
         assert_eq!(fk, 1, "events go with their transaction");
     }
 
+    /// A job alone runs without a savepoint: when it fails or panics, its whole
+    /// transaction is rolled back, and the next write goes through.
+    #[tokio::test]
+    async fn a_lone_write_that_fails_or_panics_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        let failed = journal
+            .write(|conn| {
+                sql::touch_health(conn)?;
+                Err::<(), _>(JournalError::Corrupt("refused by the test".into()))
+            })
+            .await;
+        assert!(
+            matches!(failed, Err(JournalError::Corrupt(_))),
+            "{failed:?}"
+        );
+        let panicked = journal
+            .write(|conn| {
+                sql::touch_health(conn)?;
+                if conn.is_autocommit() {
+                    return Ok(());
+                }
+                panic!("a bug in a journal write");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(JournalError::Task(_))),
+            "{panicked:?}"
+        );
+        let rows: i64 = journal
+            .write(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM health", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "a failed write's row was committed");
+        journal.check_writable().await.unwrap();
+        assert!(journal.health().last_error().is_none());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_waiting_together_share_one_commit_and_a_failing_one_fails_alone() {
         let dir = tempfile::tempdir().unwrap();

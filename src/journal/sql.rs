@@ -55,6 +55,24 @@ UPDATE transactions SET original_id = json_extract(request, '$.originalTransacti
 DROP INDEX transactions_original;
 CREATE INDEX transactions_original_id ON transactions(original_id) WHERE original_id IS NOT NULL;
 "#,
+    // Events without AUTOINCREMENT: its `sqlite_sequence` row was one more page written
+    // by every commit. Ids are kept; a new event still gets an id above every event of
+    // its transaction (those rows exist, and the new rowid is above the largest), which
+    // is all the SSE `Last-Event-ID` of a transaction's stream relies on.
+    r#"
+CREATE TABLE events_v5 (
+    id             INTEGER PRIMARY KEY,
+    transaction_id TEXT NOT NULL REFERENCES transactions(transaction_id) ON DELETE CASCADE,
+    at             TEXT NOT NULL,
+    event          TEXT NOT NULL,
+    detail         TEXT
+);
+INSERT INTO events_v5 (id, transaction_id, at, event, detail)
+    SELECT id, transaction_id, at, event, detail FROM events;
+DROP TABLE events;
+ALTER TABLE events_v5 RENAME TO events;
+CREATE INDEX events_transaction ON events(transaction_id);
+"#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &str) -> Result<(), JournalError> {
@@ -113,30 +131,35 @@ pub(super) struct NewTransaction {
     pub at: String,
 }
 
-/// Inserts a new transaction with its `received` event, or returns the stored one.
+/// Inserts a new transaction with its `received` event, or returns the stored one
+/// (one statement when the id is new, which is nearly always).
 pub(super) fn insert(
     conn: &Connection,
     t: &NewTransaction,
 ) -> Result<Option<Stored>, JournalError> {
-    if let Some(stored) = select_one(conn, &t.id)? {
-        return Ok(Some(stored));
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO transactions (transaction_id, device_id, kind, fingerprint, request, \
+             status, result, created_at, updated_at, original_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) \
+             ON CONFLICT (transaction_id) DO NOTHING",
+        )?
+        .execute(params![
+            t.id,
+            t.device,
+            t.kind.as_str(),
+            t.fingerprint,
+            t.request,
+            t.status,
+            t.result,
+            t.at,
+            t.original
+        ])?;
+    if inserted == 0 {
+        return select_one(conn, &t.id)?
+            .map(Some)
+            .ok_or_else(|| JournalError::Corrupt(format!("transaction {} vanished", t.id)));
     }
-    conn.prepare_cached(
-        "INSERT INTO transactions (transaction_id, device_id, kind, fingerprint, request, \
-         status, result, created_at, updated_at, original_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
-    )?
-    .execute(params![
-        t.id,
-        t.device,
-        t.kind.as_str(),
-        t.fingerprint,
-        t.request,
-        t.status,
-        t.result,
-        t.at,
-        t.original
-    ])?;
     insert_event(conn, &t.id, "received", None)?;
     Ok(None)
 }

@@ -204,15 +204,22 @@ type Reply = Option<oneshot::Sender<Result<Value, JournalError>>>;
 fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let started = std::time::Instant::now();
+    // A job alone needs no savepoint: if it fails, its whole transaction is rolled back.
+    let alone = jobs.len() == 1;
     let begun = exec(conn, "BEGIN IMMEDIATE");
     for (op, reply) in jobs {
         let outcome = match &begun {
+            Ok(()) if alone => run(conn, op),
             Ok(()) => in_savepoint(conn, op),
             Err(e) => Err(JournalError::Write(e.to_string())),
         };
         outcomes.push((reply, outcome));
     }
-    let committed = begun.and_then(|()| exec(conn, "COMMIT")).map_err(|e| {
+    let end = match alone && outcomes.iter().any(|(_, o)| o.is_err()) {
+        true => "ROLLBACK",
+        false => "COMMIT",
+    };
+    let committed = begun.and_then(|()| exec(conn, end)).map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     });
@@ -231,16 +238,21 @@ fn write(conn: &Connection, jobs: Vec<(Op, Reply)>, health: &Health) -> bool {
     committed.is_ok()
 }
 
+/// Runs `op`; a panic is its error.
+fn run(conn: &Connection, op: Op) -> Result<Value, JournalError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
+        .unwrap_or_else(|_| Err(JournalError::Task("a journal write panicked".into())))
+}
+
 /// Runs `op` in its own savepoint: a failing (or panicking) job leaves no trace and fails
 /// alone. The statements are prepared once per connection.
 fn in_savepoint(conn: &Connection, op: Op) -> Result<Value, JournalError> {
-    let run = |sql| exec(conn, sql);
-    run("SAVEPOINT job")?;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
-        .unwrap_or_else(|_| Err(JournalError::Task("a journal write panicked".into())));
+    let sql = |sql| exec(conn, sql);
+    sql("SAVEPOINT job")?;
+    let outcome = run(conn, op);
     let closed = match &outcome {
-        Ok(_) => run("RELEASE job"),
-        Err(_) => run("ROLLBACK TO job").and_then(|_| run("RELEASE job")),
+        Ok(_) => sql("RELEASE job"),
+        Err(_) => sql("ROLLBACK TO job").and_then(|_| sql("RELEASE job")),
     };
     match (outcome, closed) {
         (Ok(v), Ok(())) => Ok(v),

@@ -1,6 +1,8 @@
 //! Wire types of the terminal protocol. The gateway's integrator API uses the same
 //! shapes, so a POS written against the terminal works against ecrlink unchanged.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 /// What the POS asks for.
@@ -106,7 +108,12 @@ impl PaymentRequest {
         // preserve_order feature), so this serialisation is canonical.
         let canonical = serde_json::to_vec(&(kind, self)).unwrap_or_default();
         let digest = ring::digest::digest(&ring::digest::SHA256, &canonical);
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        let mut hex = String::with_capacity(64);
+        for b in digest.as_ref() {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex
     }
 }
 
