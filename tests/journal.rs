@@ -157,29 +157,32 @@ async fn events_of_a_schema_4_journal_keep_their_ids_and_order_after_migrating()
         put(&j, "SALE-1", now_rfc3339(), TxnStatus::Approved).await;
         put(&j, "SALE-2", now_rfc3339(), TxnStatus::InProgress).await;
     }
-    // Back to schema 4: events with AUTOINCREMENT, its counter above the largest id.
+    // Back to schema 4: events with AUTOINCREMENT, ids from 101 (a migration that
+    // numbered them afresh would show), its counter above the largest.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "ALTER TABLE events RENAME TO events_v5; \
          CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, \
            transaction_id TEXT NOT NULL REFERENCES transactions(transaction_id) ON DELETE CASCADE, \
            at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT); \
-         INSERT INTO events SELECT * FROM events_v5; DROP TABLE events_v5; \
+         INSERT INTO events SELECT id + 100, transaction_id, at, event, detail FROM events_v5; \
+         DROP TABLE events_v5; \
          CREATE INDEX events_transaction ON events(transaction_id); \
          UPDATE sqlite_sequence SET seq = seq + 100 WHERE name = 'events'; \
          PRAGMA user_version = 4;",
     )
     .unwrap();
+    let before: Vec<(i64, String)> = conn
+        .prepare("SELECT id, event FROM events WHERE transaction_id = 'SALE-2' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(before[0].0 > 100, "{before:?}");
     drop(conn);
     let j = Journal::open(&path).unwrap();
-    let before: Vec<(i64, String)> = j
-        .events("SALE-2")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.seq, e.event))
-        .collect();
-    assert_eq!(before.len(), 1, "{before:?}");
     assert_eq!(j.events("SALE-1").await.unwrap().len(), 2);
     let result = j.get("SALE-2").await.unwrap().unwrap().result;
     j.update(&result, "after_migration", None).await.unwrap();
