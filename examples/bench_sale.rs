@@ -90,7 +90,7 @@ async fn main() {
         m - b,
         m / b
     );
-    let commits = journal_commits(&mut pos).await;
+    let commits = pos.journal_commits().await;
     drop(pos);
     drop(direct);
     let (events, sales_seen) = journal_writes(&world.path("journal.db"));
@@ -101,17 +101,6 @@ async fn main() {
         commits as f64 / sales_seen.max(1) as f64,
         events as f64 / sales_seen.max(1) as f64,
     );
-}
-
-/// `ecrlink_journal_commits_total` from the gateway's `/metrics`.
-async fn journal_commits(pos: &mut KeepAlive) -> u64 {
-    let (status, body) = pos.call(Method::GET, "/metrics", None).await;
-    assert_eq!(status, StatusCode::OK, "/metrics");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix("ecrlink_journal_commits_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("ecrlink_journal_commits_total in /metrics")
 }
 
 /// Events journaled and transactions journaled, read back from the gateway's journal

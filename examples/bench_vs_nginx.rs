@@ -212,13 +212,10 @@ fn gateway_config(world: &World, sims: &[Proc]) -> PathBuf {
 }
 
 async fn journal_commits(setup: &Setup) -> u64 {
-    let mut c = KeepAlive::connect(setup.gateway.addr, setup.world.client_tls(), "localhost").await;
-    let (_, body) = c.call(Method::GET, "/metrics", None).await;
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix("ecrlink_journal_commits_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    KeepAlive::connect(setup.gateway.addr, setup.world.client_tls(), "localhost")
+        .await
+        .journal_commits()
+        .await
 }
 
 #[tokio::main(flavor = "current_thread")]

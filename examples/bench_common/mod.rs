@@ -273,6 +273,17 @@ impl KeepAlive {
         self.call_within(method, path, body, CALL_TIMEOUT).await
     }
 
+    /// `ecrlink_journal_commits_total` from the gateway's `/metrics` on this connection.
+    pub async fn journal_commits(&mut self) -> u64 {
+        let (status, body) = self.call(Method::GET, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "/metrics");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("ecrlink_journal_commits_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("ecrlink_journal_commits_total in /metrics")
+    }
+
     /// [`KeepAlive::call`] with another deadline (a sale that may take `timeStop`).
     pub async fn call_within(
         &mut self,
